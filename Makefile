@@ -1,0 +1,107 @@
+# Thin wrappers over the pyinfra deploy and the tirosh modules, with the target names operators
+# already use. Run `make help` for the list.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SITE ?= tirosh-home
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYINFRA := $(VENV)/bin/pyinfra
+KUBECTL := $(VENV)/bin/kubectl
+INVENTORY := inventories/$(SITE).py
+HOST ?= argocd
+# Extra pyinfra flags, e.g. PYINFRA_FLAGS="--dry --diff" or "-v".
+PYINFRA_FLAGS ?=
+# Without --dry, apply without the interactive confirmation prompt.
+APPLY := $(PYINFRA) -y $(PYINFRA_FLAGS) $(INVENTORY)
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+.PHONY: help deps
+help: ## this list
+	@grep -hE '^[a-zA-Z0-9/_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
+
+deps: $(VENV)/.installed ## create .venv with the pinned requirements
+
+# --- site -------------------------------------------------------------------------------------
+.PHONY: site/validate site/inventory/render
+site/validate: deps ## validate every file of sites/$(SITE) (no connection)
+	$(PY) -m tirosh.site validate $(SITE)
+
+site/inventory/render: deps ## print the resolved hosts and data of sites/$(SITE)
+	$(PY) -m tirosh.site render $(SITE)
+
+# --- the whole deploy -------------------------------------------------------------------------
+.PHONY: deploy plan diff
+deploy: deps ## converge the site: k3s, kubeconfigs, Argo CD
+	$(APPLY) deploy.py
+
+plan: deps ## what `deploy` would change (--dry)
+	$(PYINFRA) $(PYINFRA_FLAGS) $(INVENTORY) deploy.py --dry
+
+diff: deps ## what `deploy` would change, with file diffs (--dry --diff)
+	$(PYINFRA) $(PYINFRA_FLAGS) $(INVENTORY) deploy.py --dry --diff
+
+# --- k3s --------------------------------------------------------------------------------------
+.PHONY: k3s/install k3s/status k3s/config k3s/kubeconfig k3s/kubeconfig/merge k3s/kubeconfig/export
+k3s/install: deps ## install or upgrade k3s on the management VM
+	$(APPLY) deploys/k3s.py
+
+k3s/status: deps ## k3s service state, version, node, API
+	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s deploys/k3s_status.py
+
+k3s/config: deps ## print /etc/rancher/k3s/config.yaml as it is on the VM
+	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s deploys/k3s_config.py
+
+k3s/kubeconfig: deps ## write ~/.kube/$(SITE).yml (mode 0600) from the VM's k3s.yaml
+	$(APPLY) --limit k3s --data kubeconfig_merge=false deploys/kubeconfig.py
+
+k3s/kubeconfig/merge: deps ## merge the k3s context into ~/.kube/config (backup first)
+	$(APPLY) --limit k3s deploys/kubeconfig.py
+
+k3s/kubeconfig/export: deps ## print `export KUBECONFIG=...` for eval "$$(make -s k3s/kubeconfig/export)"
+	@$(PY) -m tirosh.site export $(SITE)
+
+.PHONY: rke2/kubeconfig/merge
+rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube/config
+	@$(PY) -m tirosh.site require-rke2 $(SITE)
+	$(APPLY) --limit rke2 deploys/kubeconfig.py
+
+# --- lab --------------------------------------------------------------------------------------
+.PHONY: lab-up lab-down lab-ssh lab-status demo
+lab-up: deps ## boot the lab hosts (builds what is missing; needs root)
+	$(PY) -m lab up
+
+lab-down: deps ## stop the lab and remove every container, mount and link it left
+	$(PY) -m lab down
+
+lab-ssh: deps ## shell on a lab host: make lab-ssh HOST=argocd
+	$(PY) -m lab ssh $(HOST)
+
+lab-status: deps ## which lab hosts are running
+	$(PY) -m lab status
+
+demo: deps ## bring the lab up, deploy to it, show contexts and state
+	$(PY) -m lab up
+	$(PYINFRA) -y inventories/lab.py deploy.py
+	$(MAKE) --no-print-directory SITE=lab demo/report
+
+.PHONY: demo/report
+demo/report:
+	@echo "--- contexts in $${KUBECONFIG:-$$HOME/.kube/config}"
+	@$(KUBECTL) config get-contexts
+	@$(MAKE) --no-print-directory SITE=lab k3s/status
+
+# --- checks -----------------------------------------------------------------------------------
+.PHONY: test lint
+test: deps ## the test suite (lab tests need root; under CI=true they never skip)
+	$(PY) -m pytest
+
+lint: deps ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy tirosh facts operations lab deploys deploy.py tests
+	for f in inventories/*.py; do $(VENV)/bin/mypy "$$f" || exit 1; done

@@ -1,0 +1,3 @@
+from lab.lifecycle import main
+
+raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Boot and stop the lab hosts: systemd-nspawn containers on a bridge, reached over SSH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from lab import config
+
+_NETWORK_UNIT = f"""[Match]
+Name=host0
+
+[Network]
+Address={{address}}/{config.NETWORK_PREFIX}
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+"""
+
+# The rke2 server unit as rke2's installer writes it, trimmed to what the stand-in uses.
+_RKE2_UNIT = """[Unit]
+Description=Rancher Kubernetes Engine v2 (server), lab stand-in
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/rke2 server
+KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _state(name: str) -> Path:
+    return config.STATE_DIR / "hosts" / name
+
+
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, text=True, capture_output=True)
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+# --- network -------------------------------------------------------------------------------
+
+
+def bridge_up() -> None:
+    if _run("ip", "link", "show", config.BRIDGE, check=False).returncode != 0:
+        _run("ip", "link", "add", config.BRIDGE, "type", "bridge")
+    gateway = f"{config.GATEWAY}/{config.NETWORK_PREFIX}"
+    if gateway not in _run("ip", "-4", "addr", "show", config.BRIDGE).stdout:
+        _run("ip", "addr", "add", gateway, "dev", config.BRIDGE)
+    _run("ip", "link", "set", config.BRIDGE, "up")
+
+
+def bridge_down() -> None:
+    _run("ip", "link", "del", config.BRIDGE, check=False)
+
+
+# --- host filesystem -----------------------------------------------------------------------
+
+
+def _host_key(upper: Path, address: str) -> str:
+    """Generate the host's SSH key and return its known_hosts line."""
+    key = upper / "etc" / "ssh" / "ssh_host_ed25519_key"
+    key.parent.mkdir(parents=True, exist_ok=True)
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key))
+    public = key.with_suffix(".pub").read_text().split()
+    return f"{address} {public[0]} {public[1]}"
+
+
+def _login_key(root: Path) -> None:
+    home = root / "home" / config.LOGIN_USER
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    public = config.SSH_KEY.with_suffix(".pub").read_text()
+    _write(ssh_dir / "authorized_keys", public, 0o600)
+    stat = home.stat()
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, stat.st_uid, stat.st_gid)
+
+
+def _identity(root: Path, lab_host: config.LabHost) -> None:
+    _write(root / "etc" / "hostname", f"{lab_host.name}\n")
+    _write(root / "etc" / "hosts", f"127.0.0.1 localhost\n127.0.1.1 {lab_host.name}\n")
+    _write(
+        root / "etc" / "systemd" / "network" / "10-host0.network",
+        _NETWORK_UNIT.format(address=lab_host.address),
+    )
+
+
+def _provision_rke2(root: Path, lab_host: config.LabHost, standin: Path) -> None:
+    """Pre-install the rke2 stand-in: the workload cluster exists before any deploy runs."""
+    binary = root / "usr" / "local" / "bin" / "rke2"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(standin, binary)
+    binary.chmod(0o755)
+    _write(
+        root / "etc" / "rancher" / "rke2" / "config.yaml",
+        f'write-kubeconfig-mode: "0600"\ntls-san:\n  - {lab_host.address}\n'
+        f"node-label:\n  - role=gpu\n",
+        0o600,
+    )
+    unit = root / "etc" / "systemd" / "system" / "rke2-server.service"
+    _write(unit, _RKE2_UNIT)
+    wants = unit.parent / "multi-user.target.wants" / unit.name
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    wants.symlink_to(f"/{unit.relative_to(root)}")
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -> str:
+    """Boot one host from a fresh overlay of the rootfs; return its known_hosts line."""
+    state = _state(lab_host.name)
+    upper, work, root = state / "upper", state / "work", state / "root"
+    for path in (upper, work, root):
+        path.mkdir(parents=True)
+    options = f"lowerdir={rootfs},upperdir={upper},workdir={work}"
+    _run("mount", "-t", "overlay", "overlay", "-o", options, str(root))
+    _identity(root, lab_host)
+    _login_key(root)
+    known_host = _host_key(root, lab_host.address)
+    if lab_host.name == "rke2-gpu":
+        _provision_rke2(root, lab_host, standin)
+    console = open(state / "console.log", "wb")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "--quiet",
+            f"--directory={root}",
+            f"--machine={lab_host.name}",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            f"--network-bridge={config.BRIDGE}",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
+            "--console=read-only",
+            f"--bind-ro={bin_dir}:{config.HOST_BIN_DIR}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (state / "nspawn.pid").write_text(str(process.pid))
+    return known_host
+
+
+def wait_for_ssh(lab_host: config.LabHost, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((lab_host.address, 22), timeout=1):
+                pass
+            result = subprocess.run(
+                [*ssh_command(lab_host), "sudo", "-n", "true"], capture_output=True, timeout=10
+            )
+            if result.returncode == 0:
+                return
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if time.monotonic() > deadline:
+            log = _state(lab_host.name) / "console.log"
+            raise TimeoutError(f"lab host {lab_host.name} has no SSH after {timeout}s; see {log}")
+        time.sleep(0.5)
+
+
+def ssh_config(lab_hosts: tuple[config.LabHost, ...]) -> str:
+    """An ssh_config naming each host by its lab name, with the lab key and known_hosts."""
+    blocks = [
+        f"Host {h.name}\n"
+        f"    HostName {h.address}\n"
+        f"    User {config.LOGIN_USER}\n"
+        f"    IdentityFile {config.SSH_KEY}\n"
+        f"    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {config.KNOWN_HOSTS}\n"
+        f"    StrictHostKeyChecking yes\n"
+        f"    BatchMode yes\n"
+        for h in lab_hosts
+    ]
+    return "\n".join(blocks)
+
+
+def ssh_command(lab_host: config.LabHost) -> list[str]:
+    return ["ssh", "-F", str(config.SSH_CONFIG), lab_host.name]
+
+
+def _pid(name: str) -> int | None:
+    try:
+        return int((_state(name) / "nspawn.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _processes_under(root: Path) -> list[int]:
+    """Processes whose root directory is inside `root`: what a killed container left behind."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "root")).is_relative_to(root):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def stop(name: str, timeout: float = 20) -> None:
+    """Power the host off (nspawn turns SIGTERM into a clean shutdown), then remove every trace."""
+    state = _state(name)
+    pid = _pid(name)
+    if pid is not None and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    for leftover in _processes_under(state):
+        os.kill(leftover, signal.SIGKILL)
+    root = state / "root"
+    if os.path.ismount(root):
+        _run("umount", "--lazy", str(root))
+    _run("ip", "link", "del", f"vb-{name}"[:15], check=False)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def running(name: str) -> bool:
+    pid = _pid(name)
+    return pid is not None and _alive(pid)

@@ -1,0 +1,119 @@
+"""Bring the whole lab up and down."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+from lab import artifacts, build, config, hosts, rootfs
+
+REQUIRED_COMMANDS = ("systemd-nspawn", "debootstrap", "go", "ip", "ssh", "ssh-keygen", "mount")
+
+
+def missing_prerequisites() -> list[str]:
+    """Why the lab cannot run here, one reason per item (empty when it can)."""
+    problems = []
+    if platform.system() != "Linux":
+        problems.append("the lab needs Linux")
+    if os.geteuid() != 0:
+        problems.append("the lab needs root (systemd-nspawn, mounts, network links)")
+    problems += [f"missing command: {cmd}" for cmd in REQUIRED_COMMANDS if not shutil.which(cmd)]
+    return problems
+
+
+def _login_key() -> None:
+    if config.SSH_KEY.exists():
+        return
+    config.SSH_KEY.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "tirosh-lab",
+            "-f",
+            str(config.SSH_KEY),
+        ],
+        check=True,
+    )
+
+
+def prepare() -> tuple[os.PathLike[str], os.PathLike[str], os.PathLike[str]]:
+    """Build or fetch from cache everything a boot needs: rootfs, control plane, stand-in."""
+    problems = missing_prerequisites()
+    if problems:
+        raise RuntimeError("lab prerequisites missing: " + "; ".join(problems))
+    base = rootfs.ensure()
+    bin_dir = build.controlplane()
+    standin = build.standin()
+    artifacts.publish(standin)
+    _login_key()
+    return base, bin_dir, standin
+
+
+def up() -> float:
+    """Boot every lab host from scratch and wait until each answers over SSH. Returns seconds."""
+    base, bin_dir, standin = prepare()
+    started = time.monotonic()
+    down()
+    hosts.bridge_up()
+    lines = [hosts.boot(h, base, bin_dir, standin) for h in config.HOSTS]  # type: ignore[arg-type]
+    config.KNOWN_HOSTS.write_text("\n".join(lines) + "\n")
+    config.SSH_CONFIG.write_text(hosts.ssh_config(config.HOSTS))
+    for lab_host in config.HOSTS:
+        hosts.wait_for_ssh(lab_host)
+    wait_for_rke2()
+    return time.monotonic() - started
+
+
+def wait_for_rke2(timeout: float = 120) -> None:
+    """The workload cluster is pre-provisioned; the lab is up when its API server answers."""
+    rke2 = config.host("rke2-gpu")
+    probe = "sudo -n /usr/local/bin/rke2 kubectl get --raw /readyz"
+    deadline = time.monotonic() + timeout
+    while subprocess.run([*hosts.ssh_command(rke2), probe], capture_output=True).returncode:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rke2 stand-in on {rke2.name} not ready after {timeout}s")
+        time.sleep(1)
+
+
+def down() -> None:
+    for lab_host in config.HOSTS:
+        hosts.stop(lab_host.name)
+    hosts.bridge_down()
+
+
+def status() -> dict[str, bool]:
+    return {h.name: hosts.running(h.name) for h in config.HOSTS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else "status"
+    if command == "up":
+        print(
+            f"lab: up in {up():.1f}s: " + ", ".join(f"{h.name} {h.address}" for h in config.HOSTS)
+        )
+    elif command == "down":
+        down()
+        print("lab: down")
+    elif command == "build":
+        print("lab: built", *prepare())
+    elif command == "ssh":
+        name = args[1] if len(args) > 1 else "argocd"
+        os.execvp("ssh", [*hosts.ssh_command(config.host(name)), *args[2:]])
+    elif command == "status":
+        for name, is_running in status().items():
+            print(f"{name}: {'running' if is_running else 'stopped'}")
+    else:
+        print("usage: python -m lab {up|down|build|ssh [HOST [CMD...]]|status}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,64 @@
+"""The lab hosts' root filesystem: Debian by debootstrap, cached and shared read-only by all hosts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from lab import config, versions
+
+# Runs in a chroot of the fresh rootfs. Every host boots an overlay of the result, so nothing
+# host-specific goes here (host keys, addresses and the login key are written per host).
+_CONFIGURE = f"""
+set -eu
+id {config.LOGIN_USER} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {config.LOGIN_USER}
+echo '{config.LOGIN_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{config.LOGIN_USER}
+chmod 0440 /etc/sudoers.d/{config.LOGIN_USER}
+systemctl enable systemd-networkd.service ssh.service
+# No DNS and no default route: lab hosts talk only to each other and to the bridge address.
+systemctl disable systemd-resolved.service 2>/dev/null || true
+: > /etc/resolv.conf
+rm -f /etc/ssh/ssh_host_*
+passwd --lock root
+apt-get clean
+"""
+
+
+def key() -> str:
+    spec = "\n".join(
+        [versions.DEBIAN_SUITE, versions.DEBIAN_MIRROR, *versions.ROOTFS_PACKAGES, _CONFIGURE]
+    )
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def ensure() -> Path:
+    """Return the cached root filesystem, building it first if this version has none."""
+    final = config.CACHE_DIR / "rootfs" / key()
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    print(f"lab: debootstrap {versions.DEBIAN_SUITE} into {final}", file=sys.stderr, flush=True)
+    try:
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(versions.ROOTFS_PACKAGES)}",
+                versions.DEBIAN_SUITE,
+                str(staging),
+                versions.DEBIAN_MIRROR,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(["chroot", str(staging), "/bin/sh", "-c", _CONFIGURE], check=True)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

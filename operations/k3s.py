@@ -1,0 +1,144 @@
+"""Install the k3s binary on the management VM, pinned by version and verified by sha256."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.facts.files import Sha256File
+from pyinfra.facts.server import Arch
+
+from facts.k3s import K3sVersion
+from tirosh import k3s
+
+DEFAULT_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+
+
+@operation()
+def binary(
+    version: str,
+    source: str = "release",
+    release_url: str = DEFAULT_RELEASE_URL,
+    airgap_dir: str | Path | None = None,
+    path: str = k3s.BINARY_PATH,
+):
+    """
+    Install the k3s binary at a pinned version, verified against the release's checksum file.
+
+    + version: the k3s release, such as ``v1.34.3+k3s1``
+    + source: ``release`` (the VM downloads from ``release_url``) or ``airgap`` (upload from
+      ``airgap_dir`` on the operator machine, which holds the binary and ``sha256sum-<arch>.txt``)
+    + release_url: base URL of k3s releases, for mirrors
+    + airgap_dir: directory with the binary and its checksum file, for ``source="airgap"``
+    + path: where the binary goes on the VM
+
+    The binary is replaced by a rename, after its sha256 matched; nothing half-written is ever
+    at ``path``. With ``airgap`` the installed file is compared by sha256, so a rebuilt binary of
+    the same version is noticed; with ``release`` the version it reports is compared.
+
+    **Example:**
+
+    .. code:: python
+
+        k3s.binary(
+            name="Install k3s",
+            version="v1.34.3+k3s1",
+            source="airgap",
+            airgap_dir="/srv/k3s/v1.34.3+k3s1",
+        )
+    """
+    machine = str(host.get_fact(Arch))  # str(): fixture facts come wrapped
+    try:
+        assets = k3s.assets_for(machine)
+    except ValueError as error:
+        raise OperationError(str(error)) from None
+    staged = f"{path}.tirosh-new"
+
+    if source == "airgap":
+        if airgap_dir is None:
+            raise OperationError("k3s.binary: source airgap needs airgap_dir")
+        try:
+            local_binary, digest = k3s.verified_airgap_binary(Path(airgap_dir), machine)
+        except ValueError as error:
+            raise OperationError(str(error)) from None
+        if host.get_fact(Sha256File, path=path) == digest:
+            host.noop(f"k3s binary at {path} already matches sha256 {digest[:12]}")
+            return
+        yield FileUploadCommand(str(local_binary), staged)
+    elif source == "release":
+        installed = host.get_fact(K3sVersion, path=path)
+        if installed == version:
+            host.noop(f"k3s {version} is already installed")
+            return
+        yield _download(release_url, version, assets, staged)
+        digest = None
+    else:
+        raise OperationError(f"k3s.binary: unknown source {source!r}")
+
+    yield _verify_and_install(staged, path, digest, assets)
+
+
+def _download(base: str, version: str, assets: k3s.ReleaseAssets, staged: str) -> StringCommand:
+    binary_url = k3s.release_url(base, version, assets.binary)
+    checksums_url = k3s.release_url(base, version, assets.checksums)
+    return StringCommand(
+        "curl",
+        "-fsSL",
+        "--retry",
+        "3",
+        "-o",
+        QuoteString(staged),
+        QuoteString(binary_url),
+        "&&",
+        "curl",
+        "-fsSL",
+        "--retry",
+        "3",
+        "-o",
+        QuoteString(f"{staged}.{assets.checksums}"),
+        QuoteString(checksums_url),
+    )
+
+
+def _verify_and_install(
+    staged: str, path: str, digest: str | None, assets: k3s.ReleaseAssets
+) -> StringCommand:
+    checksum_file = f"{staged}.{assets.checksums}"
+    if digest is None:
+        # A release download: the expected digest is the checksum file's line for the asset.
+        expected = StringCommand(
+            '"$(awk -v asset=',
+            QuoteString(assets.binary),
+            """ '$2 == asset || $2 == "*" asset {print $1; exit}' """,
+            QuoteString(checksum_file),
+            ')"',
+            _separator="",
+        )
+    else:
+        expected = StringCommand(QuoteString(digest))
+    return StringCommand(
+        StringCommand("expected=", expected, _separator=""),
+        "&&",
+        StringCommand(
+            'actual="$(sha256sum ', QuoteString(staged), ' | cut -d" " -f1)"', _separator=""
+        ),
+        "&&",
+        'if [ -z "$expected" ] || [ "$expected" != "$actual" ]; then',
+        "echo",
+        QuoteString(f"sha256 mismatch for {staged}: refusing to install"),
+        ">&2;",
+        "rm -f",
+        QuoteString(staged),
+        QuoteString(checksum_file),
+        "; exit 1; fi &&",
+        "chmod 0755",
+        QuoteString(staged),
+        "&&",
+        "mv -f",
+        QuoteString(staged),
+        QuoteString(path),
+        "&&",
+        "rm -f",
+        QuoteString(checksum_file),
+    )

@@ -1,0 +1,152 @@
+"""The deploy against the lab's management VM: plan, converge, no-op re-run, state, contexts.
+
+Tests in this module run in order against one lab: each step builds on the one before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+from lab import config
+from tests.lab.operator import Operator, changed_operations
+
+pytestmark = pytest.mark.lab
+ARGOCD = config.host("argocd")
+RKE2 = config.host("rke2-gpu")
+
+
+@pytest.fixture(scope="module")
+def operator(lab: object, tmp_path_factory: pytest.TempPathFactory) -> Operator:
+    home = tmp_path_factory.mktemp("operator-home")
+    # An operator's existing kubeconfig: its entries and current-context must survive the merge.
+    (home / ".kube").mkdir(mode=0o700)
+    (home / ".kube" / "config").write_text(yaml.safe_dump(_foreign_kubeconfig()))
+    (home / ".kube" / "config").chmod(0o600)
+    return Operator(home=home)
+
+
+@pytest.fixture(scope="module")
+def vm(lab: object) -> testinfra.host.Host:
+    return testinfra.get_host(f"ssh://{ARGOCD.name}?ssh_config={config.SSH_CONFIG}", sudo=True)
+
+
+def _foreign_kubeconfig() -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "work",
+        "clusters": [{"name": "work", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "work", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}],
+    }
+
+
+def test_dry_run_plans_changes_and_changes_nothing(
+    operator: Operator, vm: testinfra.host.Host
+) -> None:
+    before = (operator.home / ".kube" / "config").read_bytes()
+    plan = operator.plan()
+    assert "Install k3s v1.37.2+k3s1" in changed_operations(plan)
+    assert not vm.file("/usr/local/bin/k3s").exists
+    assert not vm.file("/etc/rancher/k3s").exists
+    assert (operator.home / ".kube" / "config").read_bytes() == before
+    assert not (operator.home / ".kube" / "lab.yml").exists()
+
+
+def test_first_run_converges(operator: Operator, vm: testinfra.host.Host) -> None:
+    result = operator.deploy()
+    assert "Success" in result.stderr + result.stdout
+    assert vm.service("k3s").is_running
+    assert vm.service("k3s").is_enabled
+
+
+def test_second_run_changes_nothing_and_restarts_nothing(
+    operator: Operator, vm: testinfra.host.Host
+) -> None:
+    pid = vm.check_output("systemctl show -p MainPID --value k3s")
+    assert changed_operations(operator.plan()) == []
+    result = operator.deploy()
+    assert "No changes" in result.stderr + result.stdout
+    assert vm.check_output("systemctl show -p MainPID --value k3s") == pid
+
+
+def test_config_yaml_is_rendered_from_the_site_with_mode_0600(vm: testinfra.host.Host) -> None:
+    config_file = vm.file("/etc/rancher/k3s/config.yaml")
+    assert (config_file.user, config_file.group, config_file.mode) == ("root", "root", 0o600)
+    rendered = yaml.safe_load(config_file.content_string)
+    site_vars = yaml.safe_load((config.REPO_ROOT / "sites/lab/k3s/vars.yml").read_text())
+    assert rendered == site_vars["k3s_config"]
+    # Quoted in the file, so k3s reads the string "0644", not the YAML 1.1 octal integer 420.
+    assert "write-kubeconfig-mode: '0644'" in config_file.content_string
+
+
+def test_k3s_serves_the_api_on_6443_with_the_configured_kubeconfig_mode(
+    vm: testinfra.host.Host,
+) -> None:
+    assert vm.socket("tcp://0.0.0.0:6443").is_listening
+    assert vm.file("/etc/rancher/k3s/k3s.yaml").mode == 0o644
+    assert vm.check_output("k3s --version").startswith("k3s version v1.37.2+k3s1")
+
+
+def test_no_readable_copy_of_the_kubeconfig_is_left_in_temp_directories(
+    vm: testinfra.host.Host,
+) -> None:
+    leftovers = vm.check_output(
+        "find /tmp /var/tmp /home/tirosh -xdev -type f -newer /etc/rancher/k3s/config.yaml "
+        "-exec grep -l client-key-data {} + 2>/dev/null || true"
+    )
+    assert leftovers == ""
+
+
+def test_merged_kubeconfig_reaches_both_clusters_by_context_name(operator: Operator) -> None:
+    merged = yaml.safe_load((operator.home / ".kube" / "config").read_text())
+    names = {c["name"] for c in merged["contexts"]}
+    assert {"work", "lab/k3s", "lab/rke2/gpu"} <= names
+    assert merged["current-context"] == "work"
+    assert (operator.home / ".kube" / "config").stat().st_mode & 0o777 == 0o600
+    assert (operator.home / ".kube" / "config.bak").exists()
+    for context in ("lab/k3s", "lab/rke2/gpu"):
+        version = operator.kubectl("--context", context, "get", "--raw", "/version")
+        assert '"gitVersion": "v1.37.2"' in version.stdout
+    labels = operator.kubectl("--context", "lab/k3s", "get", "nodes", "-o", "yaml").stdout
+    assert "site: lab" in labels
+
+
+def test_site_kubeconfig_files_hold_one_context_each(operator: Operator) -> None:
+    for name, context in (("lab.yml", "lab/k3s"), ("lab-rke2.yml", "lab/rke2/gpu")):
+        path = operator.home / ".kube" / name
+        assert path.stat().st_mode & 0o777 == 0o600
+        data = yaml.safe_load(path.read_text())
+        assert [c["name"] for c in data["contexts"]] == [context]
+        assert [c["name"] for c in data["clusters"]] == [context]
+        assert [u["name"] for u in data["users"]] == [context]
+
+
+def test_a_config_change_restarts_k3s_exactly_once(
+    operator: Operator, vm: testinfra.host.Host, tmp_path: Path
+) -> None:
+    sites = tmp_path / "sites"
+    shutil.copytree(config.REPO_ROOT / "sites", sites)
+    vars_file = sites / "lab" / "k3s" / "vars.yml"
+    site_vars = yaml.safe_load(vars_file.read_text())
+    site_vars["k3s_config"]["node-label"].append("tier=test")
+    vars_file.write_text(yaml.safe_dump(site_vars))
+    changed = Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites)})
+
+    starts = vm.check_output("journalctl -u k3s.service -o cat | grep -c '^Started' || true")
+    assert changed_operations(changed.plan()) == [
+        "Render /etc/rancher/k3s/config.yaml",
+        "Restart k3s after a change",
+    ]
+    changed.deploy()
+    after = vm.check_output("journalctl -u k3s.service -o cat | grep -c '^Started' || true")
+    assert int(after) == int(starts) + 1
+    assert "tier=test" in vm.file("/etc/rancher/k3s/config.yaml").content_string
+    labels = operator.kubectl("--context", "lab/k3s", "get", "nodes", "-o", "yaml").stdout
+    assert "tier: test" in labels
+    assert changed_operations(changed.plan()) == []

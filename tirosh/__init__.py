@@ -1,0 +1,1 @@
+"""Host-free logic of tirosh-infra: site model, rendering, kubeconfig."""

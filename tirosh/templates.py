@@ -1,0 +1,21 @@
+"""Render the files under templates/ with Jinja2; a missing variable is an error, not blank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,  # noqa: S701 - these are config files, not HTML
+)
+
+
+def render(name: str, **variables: Any) -> str:
+    return _environment.get_template(name).render(**variables)
