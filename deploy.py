@@ -7,3 +7,4 @@ from pyinfra import local
 
 local.include("deploys/k3s.py")
 local.include("deploys/kubeconfig.py")
+local.include("deploys/argocd.py")

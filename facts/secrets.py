@@ -1,8 +1,8 @@
-"""Read files that hold credentials, without pyinfra ever printing them.
+"""Read from a host without pyinfra ever printing what comes back.
 
-pyinfra prints every fact's output at ``-vvv``. A kubeconfig's client key must not appear there,
-so these readers call the connector directly with printing off. They only read, like facts, and
-are safe to call while pyinfra plans (``--dry``).
+pyinfra prints every fact's output at ``-vvv``. A kubeconfig's client key, or a diff that could
+touch a Secret, must not appear there, so these readers call the connector directly with
+printing off. They only read, like facts, and are safe to call while pyinfra plans (``--dry``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pyinfra.api import Host, QuoteString, StringCommand
 
 
 class SecretReadError(RuntimeError):
-    """The file exists but could not be read (permissions, sudo, connection)."""
+    """The command failed (permissions, sudo, connection); the message never holds its output."""
 
 
 def read_secret_file(host: Host, path: str) -> str | None:
@@ -22,14 +22,25 @@ def read_secret_file(host: Host, path: str) -> str | None:
     + path: absolute path of the file on the host
     """
     command = StringCommand("!", "test", "-e", QuoteString(path), "||", "cat", QuoteString(path))
-    ok, output = host.run_shell_command(
-        command, print_output=False, print_input=False, **_sudo_arguments(host)
-    )
+    return read_command_output(host, command) or None
+
+
+def read_command_output(host: Host, command: StringCommand, stdin: str | None = None) -> str:
+    """
+    Run a read-only ``command`` as root on ``host`` and return its stdout, printing nothing.
+
+    + host: the host to run on
+    + command: the command; it must not change anything
+    + stdin: text for the command's standard input (the only way secrets may travel to it)
+    """
+    arguments = _sudo_arguments(host)
+    if stdin is not None:
+        arguments["_stdin"] = stdin
+    ok, output = host.run_shell_command(command, print_output=False, print_input=False, **arguments)
     if not ok:
-        # stderr of cat names the path and the reason, never the content.
-        raise SecretReadError(f"cannot read {path}: {' '.join(output.stderr_lines)}")
-    text = "\n".join(output.stdout_lines)
-    return text or None
+        # stderr of kubectl or cat names the object or path and the reason, never the content.
+        raise SecretReadError(f"{host.name}: {' '.join(output.stderr_lines)[-500:]}")
+    return "\n".join(output.stdout_lines)
 
 
 def _sudo_arguments(host: Host) -> dict[str, object]:

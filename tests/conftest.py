@@ -44,3 +44,23 @@ def lab() -> object:
         yield lifecycle
     finally:
         lifecycle.down()
+
+
+import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from lab.loopback import loopback_cluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def loopback_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Admin kubeconfig (context ``default``) of a real kube-apiserver, kube-controller-manager
+    and kine on 127.0.0.1 for the session (lab/loopback.py): API-level tests without the lab's
+    hosts. Everything is stopped, checked gone and removed afterwards."""
+    tmp = tmp_path_factory.mktemp("loopback")
+    try:
+        with loopback_cluster(tmp) as kubeconfig:
+            yield kubeconfig
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -819,6 +819,10 @@ def _parse_argocd_vars(report: _Report, path: Path) -> _ArgoDraft:
     draft.ingress_tls_enabled = t.boolean("argocd_ingress_tls_enabled", required=True)
     draft.ingress_tls_secret_name = _k8s_name(t, "argocd_ingress_tls_secret_name")
     draft.namespace = _k8s_name(t, "argocd_namespace")
+    if draft.namespace is not None and draft.namespace != "argocd":
+        # The official manifest's ClusterRoleBindings name the service accounts in "argocd".
+        t.problem("argocd_namespace", "must be argocd: the official manifest binds its roles there")
+        draft.namespace = None
     draft.version = t.string("argocd_version") or DEFAULT_ARGOCD_VERSION
     if draft.version == "stable":
         report.warnings.append(STABLE_WARNING)
@@ -845,6 +849,7 @@ def _k8s_name(t: _Table, key: str) -> str | None:
     value = t.string(key)
     if value is not None and not _K8S_NAME.fullmatch(value):
         t.problem(key, f"must be a Kubernetes name (lowercase letters, digits, '-'), got {value!r}")
+        return None
     return value
 
 

