@@ -61,8 +61,9 @@ class Operator:
 
 
 def changed_operations(plan: list[dict[str, Any]]) -> list[str]:
+    # Names read "deploys/k3s.py | Install k3s ..." for operations of included files.
     return [
-        op["name"]
+        op["name"].split(" | ", 1)[-1]
         for op in plan
         if op.get("hosts_with_change") or op.get("hosts_with_conditional_change")
     ]
