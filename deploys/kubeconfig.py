@@ -32,4 +32,6 @@ if "rke2" in host.data.workloads:
         server=site.rke2.api_server or f"https://{host.data.ssh_hostname}:6443",
         site_file=site.rke2.kubeconfig_path,
         merge_into=merge_into,
+        # The management cluster's context is the one to land in, whichever merges first.
+        current=False,
     )

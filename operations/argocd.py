@@ -206,7 +206,10 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
         ">/dev/null",
         "&&",
         StringCommand(
-            'fingerprint="$(', fingerprint_command(namespace), ' | cut -d" " -f2)"', _separator=""
+            'fingerprint="$( ( ',
+            fingerprint_command(namespace),
+            ' ) | cut -d" " -f2)"',
+            _separator="",
         ),
         "&&",
         KUBECTL,

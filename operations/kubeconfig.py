@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ def pulled(
     server: str,
     site_file: str | Path,
     merge_into: str | Path | None = None,
+    current: bool = True,
 ):
     """
     Pull a k3s/rke2 admin kubeconfig, rename it to one context, write it and merge it locally.
@@ -32,6 +34,8 @@ def pulled(
     + site_file: the per-site kubeconfig on the operator machine, written with mode 0600
     + merge_into: kubeconfig to merge into (``~/.kube/config``), backed up to ``.bak`` first;
       ``None`` writes only ``site_file``
+    + current: make ``context`` the current context of ``merge_into`` when it has none (an
+      existing current context is never changed)
 
     The file is read over the SSH session with output printing off, so no copy is left on the
     host and the credentials do not appear in pyinfra's output at any verbosity. Entries of
@@ -50,16 +54,18 @@ def pulled(
             merge_into="~/.kube/config",
         )
     """
-    args = (
-        remote_path,
-        context,
-        server,
-        str(site_file),
-        None if merge_into is None else str(merge_into),
+    pull = _Pull(
+        remote_path=remote_path,
+        context=context,
+        server=server,
+        site_file=Path(site_file).expanduser(),
+        merge_into=None if merge_into is None else Path(merge_into).expanduser(),
+        current=current,
     )
     text = read_secret_file(host, remote_path)
     if text is None:
         # Not there yet (k3s installs earlier in this run); it must be there by execute time.
+        missing = QuoteString(f"{remote_path} does not exist")
         yield StringCommand(
             "test",
             "-e",
@@ -67,65 +73,66 @@ def pulled(
             "||",
             "{",
             "echo",
-            QuoteString(f"{remote_path} does not exist"),
+            missing,
             ">&2;",
-            "exit",
-            "1;",
+            "exit 1;",
             "}",
         )
-        yield FunctionCommand(_write, args, {})
+        yield FunctionCommand(_write, (pull,), {})
         return
-    pending = _pending_writes(_renamed(text, context, server), *args[3:])
+    pending = pull.pending(text)
     if not pending:
-        host.noop(f"context {context} is up to date in {', '.join(_targets(*args[3:]))}")
+        targets = ", ".join(str(p) for p in (pull.site_file, pull.merge_into) if p is not None)
+        host.noop(f"context {context} is up to date in {targets}")
         return
-    yield FunctionCommand(_write, args, {})
+    yield FunctionCommand(_write, (pull,), {})
 
 
-def _renamed(text: str, context: str, server: str) -> dict[str, Any]:
-    return kubeconfig.rename(kubeconfig.from_text(text), context, server)
+@dataclass(frozen=True)
+class _Pull:
+    """What to do with one cluster's kubeconfig; holds no credentials (pyinfra may print it)."""
+
+    remote_path: str
+    context: str
+    server: str
+    site_file: Path
+    merge_into: Path | None
+    current: bool
+
+    def desired(self, text: str) -> dict[str, Any]:
+        renamed = kubeconfig.rename(kubeconfig.from_text(text), self.context, self.server)
+        if not self.current:
+            # merge() takes current-context from the incoming file when the target has none.
+            renamed["current-context"] = ""
+        return renamed
+
+    def pending(self, text: str) -> list[Path]:
+        """The local files that would change."""
+        desired = self.desired(text)
+        pending = []
+        site_mode = self.site_file.stat().st_mode & 0o777 if self.site_file.exists() else None
+        if kubeconfig.load(self.site_file) != desired or site_mode != 0o600:
+            pending.append(self.site_file)
+        if self.merge_into is not None:
+            existing = kubeconfig.load(self.merge_into)
+            if existing is None or kubeconfig.merge(existing, desired) != existing:
+                pending.append(self.merge_into)
+        return pending
 
 
-def _targets(site_file: str, merge_into: str | None) -> list[str]:
-    return [site_file] if merge_into is None else [site_file, merge_into]
-
-
-def _pending_writes(desired: dict[str, Any], site_file: str, merge_into: str | None) -> list[str]:
-    pending = []
-    site_path = Path(site_file).expanduser()
-    if kubeconfig.load(site_path) != desired or _mode(site_path) != 0o600:
-        pending.append(site_file)
-    if merge_into is not None:
-        merge_path = Path(merge_into).expanduser()
-        existing = kubeconfig.load(merge_path)
-        if existing is None or kubeconfig.merge(existing, desired) != existing:
-            pending.append(merge_into)
-    return pending
-
-
-def _mode(path: Path) -> int | None:
-    return path.stat().st_mode & 0o777 if path.exists() else None
-
-
-def _write(
-    state: State,
-    host: Host,
-    remote_path: str,
-    context: str,
-    server: str,
-    site_file: str,
-    merge_into: str | None,
-) -> None:
+def _write(state: State, host: Host, pull: _Pull) -> None:
     # Runs at execute time on the operator machine; reads the file again, never from arguments,
     # so the credentials are not in anything pyinfra prints.
-    text = read_secret_file(host, remote_path)
+    text = read_secret_file(host, pull.remote_path)
     if text is None:
-        raise RuntimeError(f"{remote_path} does not exist on {host.name}")
-    desired = _renamed(text, context, server)
-    if kubeconfig.write_if_changed(Path(site_file).expanduser(), desired):
-        logger.info(f"{host.print_prefix}wrote {site_file} (context {context})")
-    if merge_into is not None:
-        result = kubeconfig.merge_into_file(Path(merge_into).expanduser(), desired)
+        raise RuntimeError(f"{pull.remote_path} does not exist on {host.name}")
+    desired = pull.desired(text)
+    if kubeconfig.write_if_changed(pull.site_file, desired):
+        logger.info(f"{host.print_prefix}wrote {pull.site_file} (context {pull.context})")
+    if pull.merge_into is not None:
+        result = kubeconfig.merge_into_file(pull.merge_into, desired)
         if result.changed:
             backup = f", backup {result.backup}" if result.backup else ""
-            logger.info(f"{host.print_prefix}merged context {context} into {merge_into}{backup}")
+            logger.info(
+                f"{host.print_prefix}merged context {pull.context} into {pull.merge_into}{backup}"
+            )

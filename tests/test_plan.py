@@ -21,7 +21,11 @@ def plan(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ.update(HOME=str(home), PYINFRA_FAKE_DELAY="0", **env)
     return subprocess.run(
         [PYINFRA, "tests/inventories/fake.py", "deploy.py", "--dry", "--json"],
-        cwd=REPO, env=environ, text=True, capture_output=True, timeout=120,
+        cwd=REPO,
+        env=environ,
+        text=True,
+        capture_output=True,
+        timeout=120,
     )
 
 

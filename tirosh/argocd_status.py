@@ -217,17 +217,22 @@ def _running_insecure(server: Any) -> str | None:
     return ((metadata.annotations if metadata else None) or {}).get(SERVER_INSECURE_ANNOTATION)
 
 
-def _event_time(event: Any) -> datetime:
+def _event_order(event: Any) -> tuple[datetime, int]:
     # Events written through events.k8s.io have event_time but no last_timestamp.
     series = event.series.last_observed_time if event.series else None
+    metadata = event.metadata
     candidates = (
         event.last_timestamp,
         series,
         event.event_time,
         event.first_timestamp,
-        event.metadata.creation_timestamp if event.metadata else None,
+        metadata.creation_timestamp if metadata else None,
     )
-    return next((t for t in candidates if t is not None), _EPOCH)
+    when = next((t for t in candidates if t is not None), _EPOCH)
+    # Timestamps have whole seconds: within one, the (in practice numeric) resourceVersion
+    # keeps a Deployment's "Scaled up" before its ReplicaSet's "Created pod".
+    version = (metadata.resource_version if metadata else None) or ""
+    return when, int(version) if version.isdigit() else 0
 
 
 def _one_line(text: str | None) -> str:
@@ -246,7 +251,7 @@ def workload_events(
 ) -> list[str]:
     """``kind/name: reason: message`` of the latest ``limit`` Events of each workload given,
     oldest first within each workload."""
-    ordered = sorted(events, key=_event_time)
+    ordered = sorted(events, key=_event_order)
     lines: list[str] = []
     for workload in workloads:
         about = [

@@ -21,29 +21,8 @@ RKE2 = config.host("rke2-gpu")
 
 
 @pytest.fixture(scope="module")
-def operator(lab: object, tmp_path_factory: pytest.TempPathFactory) -> Operator:
-    home = tmp_path_factory.mktemp("operator-home")
-    # An operator's existing kubeconfig: its entries and current-context must survive the merge.
-    (home / ".kube").mkdir(mode=0o700)
-    (home / ".kube" / "config").write_text(yaml.safe_dump(_foreign_kubeconfig()))
-    (home / ".kube" / "config").chmod(0o600)
-    return Operator(home=home)
-
-
-@pytest.fixture(scope="module")
 def vm(lab: object) -> testinfra.host.Host:
     return testinfra.get_host(f"ssh://{ARGOCD.name}?ssh_config={config.SSH_CONFIG}", sudo=True)
-
-
-def _foreign_kubeconfig() -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "work",
-        "clusters": [{"name": "work", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "work", "user": {"token": "not-a-real-token"}}],
-        "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}],
-    }
 
 
 def test_dry_run_plans_changes_and_changes_nothing(

@@ -36,11 +36,6 @@ def rke2_kubeconfig(lab: object, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return path
 
 
-@pytest.fixture(scope="module")
-def operator(tmp_path_factory: pytest.TempPathFactory) -> Operator:
-    return Operator(home=tmp_path_factory.mktemp("operator-home"))
-
-
 @pytest.mark.parametrize("name", [h.name for h in config.HOSTS])
 def test_each_host_is_a_booted_system_reached_over_ssh_as_a_sudo_user(
     lab: object, name: str

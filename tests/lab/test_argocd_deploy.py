@@ -1,0 +1,197 @@
+"""Argo CD on the lab's management cluster: install, drift, upgrade, settings, Ingress.
+
+Runs after test_k3s_deploy (see conftest.py): the full deploy has installed Argo CD v3.5.1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab import config
+from tests.lab.operator import PYINFRA, Operator, changed_operations
+from tirosh import argocd
+
+pytestmark = pytest.mark.lab
+SHARED = config.REPO_ROOT.parent / "shared" / "argocd"
+CONTEXT = ("--context", "lab/k3s")
+INSTALL_OP = "Install Argo CD v3.5.1 (server-side apply)"
+
+
+def kubectl_json(operator: Operator, *args: str) -> Any:
+    return json.loads(operator.kubectl(*CONTEXT, *args, "-o", "json").stdout)
+
+
+@pytest.fixture
+def site_copy(operator: Operator, tmp_path: Path) -> Callable[[dict[str, object]], Operator]:
+    """An operator whose lab site has these argocd/vars.yml values changed."""
+
+    def edit(values: dict[str, object]) -> Operator:
+        sites = tmp_path / "sites"
+        if not sites.exists():
+            shutil.copytree(config.REPO_ROOT / "sites", sites)
+        vars_file = sites / "lab" / "argocd" / "vars.yml"
+        data = yaml.safe_load(vars_file.read_text())
+        data.update(values)
+        vars_file.write_text(yaml.safe_dump(data))
+        return Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites)})
+
+    return edit
+
+
+def pin(version: str) -> dict[str, object]:
+    path = SHARED / f"install-{version}.yaml"
+    return {
+        "argocd_version": version,
+        "argocd_manifest_file": str(path),
+        "argocd_manifest_sha256": argocd.read_manifest(path).sha256,
+    }
+
+
+def test_every_manifest_object_exists_under_the_deploys_field_manager(operator: Operator) -> None:
+    manifest = argocd.read_manifest(SHARED / "install-v3.5.1.yaml")
+    for kind in sorted({o.kind for o in manifest.objects}):
+        listing = kubectl_json(
+            operator, "get", argocd.RESOURCES[kind], "-n", "argocd", "--show-managed-fields"
+        )
+        owned = {
+            item["metadata"]["name"]
+            for item in listing["items"]
+            if any(
+                f["manager"] == argocd.FIELD_MANAGER and f["operation"] == "Apply"
+                for f in item["metadata"].get("managedFields", [])
+            )
+        }
+        expected = {o.name for o in manifest.objects if o.kind == kind}
+        assert expected <= owned, (
+            f"{kind}: not applied by {argocd.FIELD_MANAGER}: {expected - owned}"
+        )
+    for crd in ("applications", "applicationsets", "appprojects"):
+        operator.kubectl(*CONTEXT, "wait", "--for=condition=Established", f"crd/{crd}.argoproj.io")
+
+
+def test_a_rerun_changes_nothing(operator: Operator) -> None:
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+
+
+@pytest.mark.parametrize(
+    "edit_by_hand",
+    [
+        ("-n", "argocd", "delete", "configmap", "argocd-rbac-cm"),
+        ("-n", "argocd", "scale", "deployment", "argocd-repo-server", "--replicas=3"),
+        ("delete", "clusterrolebinding", "argocd-server"),
+    ],
+    ids=["deleted-configmap", "scaled-deployment", "deleted-cluster-object"],
+)
+def test_a_hand_edit_is_noticed_and_reverted(
+    operator: Operator, edit_by_hand: tuple[str, ...]
+) -> None:
+    operator.kubectl(*CONTEXT, *edit_by_hand)
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == [INSTALL_OP]
+    operator.deploy(deploy_file="deploys/argocd.py")
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+    replicas = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-repo-server")
+    assert replicas["spec"]["replicas"] == 1
+
+
+def test_a_downgrade_is_refused_unless_forced(
+    operator: Operator, site_copy: Callable[..., Operator]
+) -> None:
+    older = site_copy(pin("v3.4.7"))
+    result = older.run(PYINFRA, "-y", "inventories/lab.py", "deploys/argocd.py", check=False)
+    assert result.returncode != 0
+    assert "refusing to downgrade Argo CD from v3.5.1 to v3.4.7" in result.stdout + result.stderr
+    record = kubectl_json(operator, "-n", "argocd", "get", "configmap", argocd.RECORD_CONFIGMAP)
+    assert record["data"]["version"] == "v3.5.1"
+
+
+def test_dry_run_on_a_changed_pin_lists_objects_and_changes_nothing(
+    operator: Operator, site_copy: Callable[..., Operator]
+) -> None:
+    older = site_copy({**pin("v3.4.7"), "argocd_allow_downgrade": True})
+    before = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-server")
+    result = older.run(PYINFRA, "--dry", "inventories/lab.py", "deploys/argocd.py")
+    output = result.stdout + result.stderr
+    assert "Argo CD objects that would be created or changed" in output
+    assert "Deployment/argocd-server" in output
+    assert "CustomResourceDefinition/applicationsets.argoproj.io" in output
+    after = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-server")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_downgrade_when_forced_then_upgrade_converge_without_manual_steps(
+    operator: Operator, site_copy: Callable[..., Operator]
+) -> None:
+    def image() -> str:
+        server = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-server")
+        return server["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    site_copy({**pin("v3.4.7"), "argocd_allow_downgrade": True}).deploy(
+        deploy_file="deploys/argocd.py"
+    )
+    assert image() == "quay.io/argoproj/argocd:v3.4.7"
+    upgraded = site_copy(pin("v3.5.1"))
+    upgraded.deploy(deploy_file="deploys/argocd.py")
+    assert image() == "quay.io/argoproj/argocd:v3.5.1"
+    assert changed_operations(upgraded.plan(deploy_file="deploys/argocd.py")) == []
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+
+
+def test_ingress_follows_vars(operator: Operator, site_copy: Callable[..., Operator]) -> None:
+    ingress = kubectl_json(operator, "-n", "argocd", "get", "ingress", "argocd-server")
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "traefik"
+    rule = spec["rules"][0]
+    assert rule["host"] == "gitops.lab.test"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "argocd-server",
+        "port": {"number": 80},
+    }
+    assert "tls" not in spec
+
+    site_copy(
+        {"argocd_ingress_tls_enabled": True, "argocd_ingress_host": "argocd.lab.test"}
+    ).deploy(deploy_file="deploys/argocd.py")
+    spec = kubectl_json(operator, "-n", "argocd", "get", "ingress", "argocd-server")["spec"]
+    assert spec["tls"] == [{"hosts": ["argocd.lab.test"], "secretName": "argocd-server-tls"}]
+    assert spec["rules"][0]["host"] == "argocd.lab.test"
+
+    site_copy({"argocd_ingress_enabled": False}).deploy(deploy_file="deploys/argocd.py")
+    missing = operator.kubectl(
+        *CONTEXT, "-n", "argocd", "get", "ingress", "argocd-server", check=False
+    )
+    assert "NotFound" in missing.stderr
+
+    operator.deploy(deploy_file="deploys/argocd.py")
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+
+
+def test_toggling_server_insecure_restarts_argocd_server_exactly_once(
+    operator: Operator, site_copy: Callable[..., Operator]
+) -> None:
+    def server() -> Any:
+        return kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-server")
+
+    def params() -> Any:
+        return kubectl_json(operator, "-n", "argocd", "get", "configmap", "argocd-cmd-params-cm")
+
+    generation = server()["metadata"]["generation"]
+    secure = site_copy({"argocd_server_insecure": False})
+    secure.deploy(deploy_file="deploys/argocd.py")
+    after = server()
+    assert after["metadata"]["generation"] == generation + 1
+    annotations = after["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[argocd.SERVER_INSECURE_ANNOTATION] == "false"
+    assert params()["data"]["server.insecure"] == "false"
+    secure.deploy(deploy_file="deploys/argocd.py")
+    assert server()["metadata"]["generation"] == generation + 1
+
+    operator.deploy(deploy_file="deploys/argocd.py")
+    assert server()["metadata"]["generation"] == generation + 2
+    assert params()["data"]["server.insecure"] == "true"
