@@ -50,11 +50,15 @@ diff: deps ## what `deploy` would change, with file diffs (--dry --diff)
 k3s/install: deps ## install or upgrade k3s on the management VM
 	$(APPLY) deploys/k3s.py
 
-k3s/status: deps ## k3s service state, version, node, API
-	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s deploys/k3s_status.py
+k3s/status: deps ## k3s service state, version, node, API (on the VM and from here)
+	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s exec --sudo -- \
+		'systemctl is-active k3s && systemctl is-enabled k3s && k3s --version | head -1 \
+		&& k3s kubectl get nodes -o wide && k3s kubectl get --raw /readyz; echo'
+	$(KUBECTL) --kubeconfig "$$($(PY) -m tirosh.site get $(SITE) kubeconfig)" \
+		--context "$$($(PY) -m tirosh.site get $(SITE) argocd_context)" get --raw /readyz; echo
 
 k3s/config: deps ## print /etc/rancher/k3s/config.yaml as it is on the VM
-	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s deploys/k3s_config.py
+	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s exec --sudo -- cat /etc/rancher/k3s/config.yaml
 
 k3s/kubeconfig: deps ## write ~/.kube/$(SITE).yml (mode 0600) from the VM's k3s.yaml
 	$(APPLY) --limit k3s --data kubeconfig_merge=false deploys/kubeconfig.py
@@ -69,6 +73,20 @@ k3s/kubeconfig/export: deps ## print `export KUBECONFIG=...` for eval "$$(make -
 rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube/config
 	@$(PY) -m tirosh.site require-rke2 $(SITE)
 	$(APPLY) --limit rke2 deploys/kubeconfig.py
+
+# --- Argo CD ----------------------------------------------------------------------------------
+.PHONY: argocd/install argocd/status argocd/port-forward
+# Seconds argocd/install waits for the rollout; default: argocd_rollout_timeout of the site.
+ARGOCD_WAIT ?=
+argocd/install: deps ## install or upgrade Argo CD, then wait for the rollout and report
+	$(APPLY) --limit argocd deploys/argocd.py
+	$(PY) -m tirosh.argocd_status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
+
+argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
+	$(PY) -m tirosh.argocd_status $(SITE)
+
+argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
+	$(PY) -m tirosh.port_forward $(SITE)
 
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo

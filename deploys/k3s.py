@@ -46,15 +46,19 @@ if "k3s" in host.data.workloads:
         group="root",
         mode="644",
     )
-    systemd.daemon_reload(name="Reload systemd after a unit change", _if=unit.did_change)
-    # Restart only if already running; a first install is started here exactly once.
-    systemd.service(
-        name="Restart k3s after a change",
-        service="k3s",
-        running=True,
-        restarted=True,
-        _if=any_changed(binary, config, unit),
-    )
+    # Added only when the plan has a change to react to, so a no-op plan lists no conditional
+    # restart; `_if` still decides at execute time from what really changed.
+    if unit.will_change:
+        systemd.daemon_reload(name="Reload systemd after a unit change", _if=unit.did_change)
+    if binary.will_change or config.will_change or unit.will_change:
+        # Restarts only if already running; a first install is started here exactly once.
+        systemd.service(
+            name="Restart k3s after a change",
+            service="k3s",
+            running=True,
+            restarted=True,
+            _if=any_changed(binary, config, unit),
+        )
     systemd.service(
         name="Keep k3s running and enabled at boot",
         service="k3s",

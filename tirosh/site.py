@@ -1121,8 +1121,12 @@ def main(argv: list[str] | None = None) -> int:
         ("render", "print the resolved site as JSON"),
         ("export", "print `export KUBECONFIG=...` for the site's k3s kubeconfig"),
         ("require-rke2", "fail with a clear message when the site has no rke2 VM"),
+        ("get", "print one resolved value, e.g. argocd.rollout_timeout or argocd_context"),
     ):
-        commands.add_parser(command, help=text).add_argument("site")
+        sub = commands.add_parser(command, help=text)
+        sub.add_argument("site")
+        if command == "get":
+            sub.add_argument("key")
     args = parser.parse_args(argv)
     try:
         site = load_site(args.site, args.repo_root)
@@ -1136,6 +1140,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"site {site.name}: ok ({len(site.vms)} vms)")
     elif args.command == "export":
         print(f"export KUBECONFIG={shlex.quote(str(site.k3s.kubeconfig_path))}")
+    elif args.command == "get":
+        value: Any = site
+        for part in args.key.split("."):
+            if not hasattr(value, part):
+                print(f"site {site.name}: no value {args.key!r}", file=sys.stderr)
+                return 2
+            value = getattr(value, part)
+        print(value)
     elif args.command == "require-rke2":
         if site.rke2_vm is None:
             print(

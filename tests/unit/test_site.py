@@ -1124,3 +1124,13 @@ def test_argocd_namespace_other_than_argocd_is_refused(repo: Path) -> None:
         "argocd_namespace",
         "must be argocd: the official manifest binds its roles there",
     )
+
+
+def test_get_prints_one_resolved_value(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", HOME)
+    assert main(["--repo-root", str(repo), "get", "lab", "argocd.rollout_timeout"]) == 0
+    assert main(["--repo-root", str(repo), "get", "lab", "argocd_context"]) == 0
+    assert capsys.readouterr().out == "180\nlab/k3s\n"
+    assert main(["--repo-root", str(repo), "get", "lab", "argocd.nope"]) == 2
