@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,11 @@ def test_a_rerun_changes_nothing(operator: Operator) -> None:
     "edit_by_hand",
     [
         ("-n", "argocd", "delete", "configmap", "argocd-rbac-cm"),
-        ("-n", "argocd", "scale", "deployment", "argocd-repo-server", "--replicas=3"),
+        ("-n", "argocd", "scale", "statefulset", "argocd-application-controller", "--replicas=2"),
+        ("-n", "argocd", "set", "image", "deployment/argocd-repo-server", "argocd-repo-server=x:1"),
         ("delete", "clusterrolebinding", "argocd-server"),
     ],
-    ids=["deleted-configmap", "scaled-deployment", "deleted-cluster-object"],
+    ids=["deleted-configmap", "scaled-statefulset", "changed-image", "deleted-cluster-object"],
 )
 def test_a_hand_edit_is_noticed_and_reverted(
     operator: Operator, edit_by_hand: tuple[str, ...]
@@ -96,8 +98,25 @@ def test_a_hand_edit_is_noticed_and_reverted(
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == [INSTALL_OP]
     operator.deploy(deploy_file="deploys/argocd.py")
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
-    replicas = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-repo-server")
-    assert replicas["spec"]["replicas"] == 1
+    controller = kubectl_json(
+        operator, "-n", "argocd", "get", "statefulset", "argocd-application-controller"
+    )
+    assert controller["spec"]["replicas"] == 1
+    repo_server = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-repo-server")
+    assert repo_server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.5.1")
+    operator.kubectl(*CONTEXT, "-n", "argocd", "get", "configmap", "argocd-rbac-cm")
+    operator.kubectl(*CONTEXT, "get", "clusterrolebinding", "argocd-server")
+
+
+def test_a_field_the_manifest_leaves_unset_is_not_drift(operator: Operator) -> None:
+    # The Deployments set no replicas: scaling one is not a difference a re-apply would undo.
+    operator.kubectl(
+        *CONTEXT, "-n", "argocd", "scale", "deployment", "argocd-dex-server", "--replicas=2"
+    )
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+    operator.kubectl(
+        *CONTEXT, "-n", "argocd", "scale", "deployment", "argocd-dex-server", "--replicas=1"
+    )
 
 
 def test_a_downgrade_is_refused_unless_forced(
@@ -195,3 +214,46 @@ def test_toggling_server_insecure_restarts_argocd_server_exactly_once(
     operator.deploy(deploy_file="deploys/argocd.py")
     assert server()["metadata"]["generation"] == generation + 2
     assert params()["data"]["server.insecure"] == "true"
+
+
+def _port_forwards() -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "port-forward" in cmdline and "argocd-server" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_status_names_the_workloads_that_are_not_ready(operator: Operator) -> None:
+    """No kubelet runs in the lab, so Pods never start: Argo CD is installed but never healthy."""
+    result = operator.run("make", "-s", "argocd/status", "SITE=lab", check=False)
+    assert result.returncode == 1
+    assert "Deployment argocd-server: 0/1 ready" in result.stdout
+    assert "StatefulSet argocd-application-controller: 0/1 ready" in result.stdout
+    assert "CRD applicationsets.argoproj.io: Established" in result.stdout
+    assert "Ingress: gitops.lab.test" in result.stdout
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith("not healthy:"))
+    assert "argocd-server" in verdict and "argocd-repo-server" in verdict
+
+
+def test_install_waits_for_the_rollout_until_its_timeout_then_reports(operator: Operator) -> None:
+    started = time.monotonic()
+    result = operator.run("make", "-s", "argocd/install", "SITE=lab", "ARGOCD_WAIT=4", check=False)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "waiting up to 4 s for the Argo CD rollout" in result.stdout
+    assert "not healthy:" in result.stdout
+    assert 4 <= elapsed < 60
+
+
+def test_port_forward_without_a_server_pod_fails_clearly_and_leaves_nothing(
+    operator: Operator,
+) -> None:
+    result = operator.run("make", "-s", "argocd/port-forward", "SITE=lab", check=False)
+    assert result.returncode != 0
+    assert "no argocd-server pod is running in namespace argocd (context lab/k3s)" in result.stderr
+    assert _port_forwards() == []
