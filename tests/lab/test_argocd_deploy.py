@@ -231,7 +231,7 @@ def _port_forwards() -> list[str]:
 def test_status_names_the_workloads_that_are_not_ready(operator: Operator) -> None:
     """No kubelet runs in the lab, so Pods never start: Argo CD is installed but never healthy."""
     result = operator.run("make", "-s", "argocd/status", "SITE=lab", check=False)
-    assert result.returncode == 1
+    assert result.returncode != 0  # make turns the status's exit 1 into its own 2
     assert "Deployment argocd-server: 0/1 ready" in result.stdout
     assert "StatefulSet argocd-application-controller: 0/1 ready" in result.stdout
     assert "CRD applicationsets.argoproj.io: Established" in result.stdout

@@ -13,7 +13,7 @@ import testinfra
 import yaml
 
 from lab import config
-from tests.lab.operator import Operator, changed_operations
+from tests.lab.operator import PYINFRA, Operator, changed_operations
 
 pytestmark = pytest.mark.lab
 ARGOCD = config.host("argocd")
@@ -129,3 +129,19 @@ def test_a_config_change_restarts_k3s_exactly_once(
     labels = operator.kubectl("--context", "lab/k3s", "get", "nodes", "-o", "yaml").stdout
     assert "tier: test" in labels
     assert changed_operations(changed.plan()) == []
+
+
+def test_credentials_never_appear_in_output_at_any_verbosity(operator: Operator) -> None:
+    merged = yaml.safe_load((operator.home / ".kube" / "config").read_text())
+    user = next(u for u in merged["users"] if u["name"] == "lab/k3s")["user"]
+    key = user["client-key-data"]
+    # A changed site file forces a real pull and merge, with the diff printed, at -vvv.
+    (operator.home / ".kube" / "lab.yml").unlink()
+    for flags in (("--dry", "--diff", "-vvv"), ("-y", "--diff", "-vvv")):
+        result = operator.run(PYINFRA, *flags, "inventories/lab.py", "deploy.py")
+        output = result.stdout + result.stderr
+        assert key not in output
+        assert key[:40] not in output
+        assert "client-key-data" not in output
+        assert "PRIVATE KEY" not in output
+    assert (operator.home / ".kube" / "lab.yml").exists()
