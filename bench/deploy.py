@@ -22,6 +22,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import paramiko  # noqa: E402
+import pyinfra  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from pyinfra_cli.cli import cli  # noqa: E402
 
@@ -35,6 +36,8 @@ def _counting_exec_command(self, *args, **kwargs):
 
 
 paramiko.SSHClient.exec_command = _counting_exec_command  # type: ignore[method-assign]
+# What pyinfra_cli.main does before it runs the CLI (local.include needs it).
+pyinfra.is_cli = True
 
 
 def run(*args: str) -> tuple[float, int, int]:

@@ -162,6 +162,7 @@ def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -
         start_new_session=True,
     )
     (state / "nspawn.pid").write_text(str(process.pid))
+    _record_namespace(lab_host.name, process.pid)
     return known_host
 
 
@@ -219,18 +220,51 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _processes_under(root: Path) -> list[int]:
-    """Processes whose root directory is inside `root`: what a killed container left behind."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _record_namespace(name: str, nspawn_pid: int, timeout: float = 10) -> None:
+    """Remember the container's PID namespace: every process of the host lives in it."""
+    ours = _pid_namespace(os.getpid())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split():
+            namespace = _pid_namespace(int(child))
+            if namespace is not None and namespace != ours:
+                (_state(name) / "pidns").write_text(namespace)
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"lab host {name}: systemd-nspawn started no container")
+
+
+def members(name: str) -> list[int]:
+    """The processes of a running host (those in its PID namespace)."""
+    try:
+        namespace = (_state(name) / "pidns").read_text()
+    except OSError:
+        return []
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _pid_namespace(int(entry.name)) == namespace
+    ]
+
+
+def rss_bytes(name: str) -> int:
+    total = 0
+    for pid in members(name):
         try:
-            if Path(os.readlink(entry / "root")).is_relative_to(root):
-                found.append(int(entry.name))
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-    return found
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def stop(name: str, timeout: float = 20) -> None:
@@ -244,8 +278,12 @@ def stop(name: str, timeout: float = 20) -> None:
             time.sleep(0.2)
         if _alive(pid):
             os.killpg(pid, signal.SIGKILL)
-    for leftover in _processes_under(state):
-        os.kill(leftover, signal.SIGKILL)
+    # Whatever a killed nspawn left behind: SIGKILL to each process of the host's namespace.
+    for leftover in members(name):
+        try:
+            os.kill(leftover, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     root = state / "root"
     if os.path.ismount(root):
         _run("umount", "--lazy", str(root))

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         os.execvp("ssh", [*hosts.ssh_command(config.host(name)), *args[2:]])
     elif command == "status":
         for name, is_running in status().items():
-            print(f"{name}: {'running' if is_running else 'stopped'}")
+            memory = f", {hosts.rss_bytes(name) / 2**20:.0f} MiB RSS" if is_running else ""
+            print(f"{name}: {'running' if is_running else 'stopped'}{memory}")
     else:
         print("usage: python -m lab {up|down|build|ssh [HOST [CMD...]]|status}", file=sys.stderr)
         return 2
