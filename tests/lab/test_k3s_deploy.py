@@ -6,6 +6,10 @@ Tests in this module run in order against one lab: each step builds on the one b
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -145,3 +149,57 @@ def test_credentials_never_appear_in_output_at_any_verbosity(operator: Operator)
         assert "client-key-data" not in output
         assert "PRIVATE KEY" not in output
     assert (operator.home / ".kube" / "lab.yml").exists()
+
+
+@pytest.fixture
+def release_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A k3s release mirror on the lab bridge, laid out like the release downloads."""
+    releases = tmp_path / "releases"
+    release = releases / "v1.37.2+k3s1"
+    release.mkdir(parents=True)
+    for name in ("k3s", "sha256sum-amd64.txt"):
+        shutil.copy(config.K3S_ARTIFACTS / name, release / name)
+    handler = partial(SimpleHTTPRequestHandler, directory=str(releases))
+    server = ThreadingHTTPServer((config.GATEWAY, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{config.GATEWAY}:{server.server_address[1]}", release
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_release_download_is_verified_before_it_replaces_the_binary(
+    operator: Operator, vm: testinfra.host.Host, tmp_path: Path, release_mirror: tuple[str, Path]
+) -> None:
+    url, release = release_mirror
+    sites = tmp_path / "sites"
+    shutil.copytree(config.REPO_ROOT / "sites", sites)
+    vars_file = sites / "lab" / "k3s" / "vars.yml"
+    site_vars = yaml.safe_load(vars_file.read_text())
+    site_vars.update(k3s_install_source="release", k3s_release_url=url)
+    del site_vars["k3s_airgap_dir"]
+    vars_file.write_text(yaml.safe_dump(site_vars))
+    from_release = Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites)})
+    expected = vm.file("/usr/local/bin/k3s").sha256sum
+
+    # A tampered checksum file: the download is refused and the installed binary stays.
+    checksums = release / "sha256sum-amd64.txt"
+    good = checksums.read_text()
+    checksums.write_text("0" * 64 + "  k3s\n")
+    vm.run("mv /usr/local/bin/k3s /usr/local/bin/k3s.kept")
+    refused = from_release.run(PYINFRA, "-y", "inventories/lab.py", "deploys/k3s.py", check=False)
+    assert refused.returncode != 0
+    assert "sha256 mismatch" in refused.stdout + refused.stderr
+    assert not vm.file("/usr/local/bin/k3s").exists
+    assert not vm.file("/usr/local/bin/k3s.tirosh-new").exists
+
+    # The real checksum file: downloaded, verified, installed, and k3s runs it.
+    checksums.write_text(good)
+    assert "Install k3s v1.37.2+k3s1" in changed_operations(from_release.plan("deploys/k3s.py"))
+    from_release.deploy(deploy_file="deploys/k3s.py")
+    assert vm.file("/usr/local/bin/k3s").sha256sum == expected
+    assert vm.service("k3s").is_running
+    assert changed_operations(from_release.plan("deploys/k3s.py")) == []
+    vm.run("rm -f /usr/local/bin/k3s.kept")
