@@ -51,14 +51,14 @@ k3s/install: deps ## install or upgrade k3s on the management VM
 	$(APPLY) deploys/k3s.py
 
 k3s/status: deps ## k3s service state, version, node, API (on the VM and from here)
-	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s exec --sudo -- \
+	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- \
 		'systemctl is-active k3s && systemctl is-enabled k3s && k3s --version | head -1 \
 		&& k3s kubectl get nodes -o wide && k3s kubectl get --raw /readyz; echo'
 	$(KUBECTL) --kubeconfig "$$($(PY) -m tirosh.site get $(SITE) kubeconfig)" \
 		--context "$$($(PY) -m tirosh.site get $(SITE) argocd_context)" get --raw /readyz; echo
 
 k3s/config: deps ## print /etc/rancher/k3s/config.yaml as it is on the VM
-	$(PYINFRA) -y --quiet $(INVENTORY) --limit k3s exec --sudo -- cat /etc/rancher/k3s/config.yaml
+	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- cat /etc/rancher/k3s/config.yaml
 
 k3s/kubeconfig: deps ## write ~/.kube/$(SITE).yml (mode 0600) from the VM's k3s.yaml
 	$(APPLY) --limit k3s --data kubeconfig_merge=false deploys/kubeconfig.py

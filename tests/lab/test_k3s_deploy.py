@@ -203,3 +203,21 @@ def test_release_download_is_verified_before_it_replaces_the_binary(
     assert vm.service("k3s").is_running
     assert changed_operations(from_release.plan("deploys/k3s.py")) == []
     vm.run("rm -f /usr/local/bin/k3s.kept")
+
+
+def test_make_targets_wrap_the_same_deploy(operator: Operator) -> None:
+    status = operator.run("make", "-s", "k3s/status", "SITE=lab").stdout
+    assert "[argocd]   active" in status
+    assert "[argocd]   k3s version v1.37.2+k3s1" in status
+    assert status.rstrip().endswith("ok")  # /readyz through the merged context, from here
+    assert "tls-san:" in operator.run("make", "-s", "k3s/config", "SITE=lab").stdout
+
+    kubeconfig = operator.home / ".kube" / "config"
+    before = (kubeconfig.read_bytes(), kubeconfig.stat().st_mtime_ns)
+    for target in ("k3s/kubeconfig/merge", "rke2/kubeconfig/merge", "k3s/kubeconfig"):
+        result = operator.run("make", "-s", target, "SITE=lab")
+        assert "No changes" in result.stdout + result.stderr
+    assert (kubeconfig.read_bytes(), kubeconfig.stat().st_mtime_ns) == before
+
+    export = operator.run("make", "-s", "k3s/kubeconfig/export", "SITE=lab").stdout
+    assert export == f"export KUBECONFIG={operator.home}/.kube/lab.yml\n"
