@@ -30,7 +30,7 @@ import urllib3
 from kubernetes import client, config
 
 from tirosh import port_forward
-from tirosh.site import Site, SiteError, load_site
+from tirosh.site import Site, load_or_report
 
 __all__ = [
     "ARGOCD_CRDS",
@@ -435,14 +435,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        site = load_site(args.site)
-    except SiteError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    site = load_or_report(args.site)
+    if site is None:
         return 2
-    for warning in site.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     context, namespace = site.argocd_context, site.argocd.namespace
     try:
         api = config.new_client_from_config(

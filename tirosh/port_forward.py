@@ -24,7 +24,7 @@ from typing import IO
 import urllib3
 from kubernetes import client, config
 
-from tirosh.site import SiteError, load_site
+from tirosh.site import load_or_report
 
 __all__ = [
     "DEFAULT_KUBECTL",
@@ -203,11 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("site")
     args = parser.parse_args(argv)
-    try:
-        site = load_site(args.site)
-    except SiteError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    site = load_or_report(args.site)
+    if site is None:
         return 2
     context, namespace = site.argocd_context, site.argocd.namespace
     try:

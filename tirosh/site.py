@@ -1073,6 +1073,21 @@ def load_site(
 # --------------------------------------------------------------------------- CLI
 
 
+def load_or_report(
+    name: str, repo_root: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Site | None:
+    """For commands: the site, or None after printing its problems to stderr (warnings too)."""
+    try:
+        site = load_site(name, repo_root, environ)
+    except SiteError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+    for warning in site.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return site
+
+
 def to_dict(site: Site) -> dict[str, Any]:
     """JSON-ready summary of a resolved site (site files hold no secrets)."""
     return {
@@ -1128,14 +1143,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "get":
             sub.add_argument("key")
     args = parser.parse_args(argv)
-    try:
-        site = load_site(args.site, args.repo_root)
-    except SiteError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    site = load_or_report(args.site, args.repo_root)
+    if site is None:
         return 1
-    for warning in site.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if args.command == "validate":
         print(f"site {site.name}: ok ({len(site.vms)} vms)")
     elif args.command == "export":
