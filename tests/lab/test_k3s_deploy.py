@@ -206,11 +206,14 @@ def test_release_download_is_verified_before_it_replaces_the_binary(
 
 
 def test_make_targets_wrap_the_same_deploy(operator: Operator) -> None:
-    status = operator.run("make", "-s", "k3s/status", "SITE=lab").stdout
-    assert "[argocd]   active" in status
-    assert "[argocd]   k3s version v1.37.2+k3s1" in status
-    assert status.rstrip().endswith("ok")  # /readyz through the merged context, from here
-    assert "tls-san:" in operator.run("make", "-s", "k3s/config", "SITE=lab").stdout
+    status = operator.run("make", "-s", "k3s/status", "SITE=lab")
+    # pyinfra prints what ran on the VM on stderr; kubectl from here prints on stdout.
+    assert "[argocd]   active" in status.stderr
+    assert "[argocd]   k3s version v1.37.2+k3s1" in status.stderr
+    assert "[argocd]   ok" in status.stderr  # /readyz on the VM
+    assert status.stdout == "ok\n"  # /readyz through the merged context, from here
+    config = operator.run("make", "-s", "k3s/config", "SITE=lab")
+    assert "[argocd]   tls-san:" in config.stderr
 
     kubeconfig = operator.home / ".kube" / "config"
     before = (kubeconfig.read_bytes(), kubeconfig.stat().st_mtime_ns)
