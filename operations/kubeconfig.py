@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, Host, QuoteString, State, StringCommand, operation
+from pyinfra.api import (
+    FunctionCommand,
+    Host,
+    OperationError,
+    QuoteString,
+    State,
+    StringCommand,
+    operation,
+)
 
 from facts.secrets import read_secret_file
 from tirosh import kubeconfig
@@ -111,10 +119,18 @@ class _Pull:
         desired = self.desired(text)
         pending = []
         site_mode = self.site_file.stat().st_mode & 0o777 if self.site_file.exists() else None
-        if kubeconfig.load(self.site_file) != desired or site_mode != 0o600:
+        try:
+            current = kubeconfig.load(self.site_file)
+        except ValueError:
+            current = None  # a damaged copy of the deploy's own file is rewritten
+        if current != desired or site_mode != 0o600:
             pending.append(self.site_file)
         if self.merge_into is not None:
-            existing = kubeconfig.load(self.merge_into)
+            try:
+                existing = kubeconfig.load(self.merge_into)
+            except ValueError as error:
+                # The operator's file is never overwritten when it cannot be read as a kubeconfig.
+                raise OperationError(f"{self.merge_into}: {error}; fix or move it first") from None
             if existing is None or kubeconfig.merge(existing, desired) != existing:
                 pending.append(self.merge_into)
         return pending

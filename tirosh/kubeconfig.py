@@ -40,7 +40,11 @@ def from_text(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"kubeconfig is not valid YAML: {' '.join(str(exc).split())}") from exc
+        # Only the position: the parser's message quotes the offending line, which in a
+        # kubeconfig may be a piece of a client key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"kubeconfig is not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ValueError(f"kubeconfig must be a mapping, got {type(data).__name__}")
     for section in SECTIONS:
@@ -221,9 +225,22 @@ def merge_into_file(
     backup: Path | None = None
     if path.exists():
         backup = path.with_name(path.name + backup_suffix)
-        _write_bytes_atomic(backup, path.read_bytes(), SECRET_MODE)
+        # Several merges in one run (k3s, then rke2) keep the backup of the file as it was
+        # before the run, not of the first merge's result.
+        if path not in _backed_up:
+            _write_bytes_atomic(backup, path.read_bytes(), SECRET_MODE)
+            _backed_up.add(path)
     write_atomic(path, dump(merged))
     return MergeResult(changed=True, backup=backup)
+
+
+# Files this process has backed up already (one pyinfra run is one process).
+_backed_up: set[Path] = set()
+
+
+def new_run() -> None:
+    """Forget which files were backed up: the next merge backs up again (a new run)."""
+    _backed_up.clear()
 
 
 def write_if_changed(path: Path, config: dict[str, Any]) -> bool:

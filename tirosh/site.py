@@ -10,6 +10,7 @@ Usage: ``python -m tirosh.site validate SITE`` or ``python -m tirosh.site render
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -1067,7 +1068,36 @@ def load_site(
     _cross_check(report, profile, inventory, k3s, argocd)
     if report.problems:
         raise SiteError(report.problems)
-    return _build_site(name, site_dir, report, profile, inventory, k3s, argocd)
+    site = _build_site(name, site_dir, report, profile, inventory, k3s, argocd)
+    _check_kubeconfig_files(report, site)
+    if report.problems:
+        raise SiteError(report.problems)
+    return dataclasses.replace(site, warnings=tuple(report.warnings))
+
+
+def _check_kubeconfig_files(report: _Report, site: Site) -> None:
+    """The merge target and the per-site files must be different files.
+
+    Merging into a per-site file, or writing a per-site file over the merge target, would
+    replace the operator's other contexts without a backup.
+    """
+    files = {
+        "kube.kubeconfig": site.kubeconfig,
+        "k3s.kubeconfig_path": site.k3s.kubeconfig_path,
+        "rke2.kubeconfig_path": site.rke2.kubeconfig_path,
+    }
+    seen: dict[Path, str] = {}
+    for key, path in files.items():
+        real = Path(os.path.realpath(path))
+        if real in seen:
+            report.add(
+                report.rel(site.root / PROFILE),
+                key,
+                f"is the same file as {seen[real]} ({path}); each kubeconfig needs its own file "
+                "(KUBECONFIG and K3S_KUBECONFIG_PATH count: e.g. after `make k3s/kubeconfig/export`,"
+                " unset KUBECONFIG before deploying)",
+            )
+        seen.setdefault(real, key)
 
 
 # --------------------------------------------------------------------------- CLI

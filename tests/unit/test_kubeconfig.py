@@ -15,6 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tirosh import kubeconfig
 from tirosh.kubeconfig import (
     MergeResult,
     dump,
@@ -481,10 +482,29 @@ def test_new_server_overwrites_the_older_backup(tmp_path: Path) -> None:
     path.write_text(dump(operator_config()))
     merge_into_file(path, renamed(server="https://one:6443"))
     second = path.read_text()
+    kubeconfig.new_run()
     result = merge_into_file(path, renamed(server="https://two:6443"))
     assert result.changed and result.backup == tmp_path / "config.bak"
     assert (tmp_path / "config.bak").read_text() == second
     assert load(path)["clusters"][1]["cluster"]["server"] == "https://two:6443"  # type: ignore[index]
+
+
+def test_backup_keeps_the_file_as_it_was_before_the_run(tmp_path: Path) -> None:
+    kubeconfig.new_run()
+    path = tmp_path / "config"
+    original = dump(operator_config())
+    path.write_text(original)
+    merge_into_file(path, renamed(server="https://one:6443"))
+    merge_into_file(path, renamed("lab/rke2/gpu", server="https://two:6443"))
+    assert "lab/rke2/gpu" in path.read_text()
+    assert (tmp_path / "config.bak").read_text() == original
+
+
+def test_invalid_yaml_message_gives_the_position_not_the_content() -> None:
+    with pytest.raises(ValueError) as info:
+        from_text("users:\n- name: x\n  user: {client-key-data: S0VZ-SECRET: {\n")
+    assert "S0VZ" not in str(info.value)
+    assert "line" in str(info.value)
 
 
 def test_merge_into_missing_file(tmp_path: Path) -> None:

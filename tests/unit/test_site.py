@@ -1134,3 +1134,19 @@ def test_get_prints_one_resolved_value(
     assert main(["--repo-root", str(repo), "get", "lab", "argocd_context"]) == 0
     assert capsys.readouterr().out == "180\nlab/k3s\n"
     assert main(["--repo-root", str(repo), "get", "lab", "argocd.nope"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"KUBECONFIG": f"{HOME}/.kube/lab.yml"}, "k3s.kubeconfig_path"),
+        ({"K3S_KUBECONFIG_PATH": f"{HOME}/.kube/config"}, "k3s.kubeconfig_path"),
+        ({"K3S_KUBECONFIG_PATH": f"{HOME}/.kube/lab-rke2.yml"}, "rke2.kubeconfig_path"),
+    ],
+)
+def test_each_kubeconfig_needs_its_own_file(
+    repo: Path, environ: dict[str, str], key: str
+) -> None:
+    (problem,) = problems(repo, environ)
+    assert (problem.file, problem.key) == ("sites/lab/profile.toml", key)
+    assert "is the same file as" in problem.message
