@@ -8,7 +8,7 @@ from tirosh.site import load_site
 site = load_site(host.data.site)
 settings = site.argocd
 
-if "argocd" in host.data.workloads:
+if host.data.alias == site.target.alias:
     argocd.installed(
         name=f"Install Argo CD {settings.version} (server-side apply)",
         version=settings.version,

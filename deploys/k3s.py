@@ -9,13 +9,15 @@ from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from facts.k3s import K3sStale
 from operations import k3s
 from tirosh import k3s as k3s_files
 from tirosh.site import load_site
 
 site = load_site(host.data.site)
 
-if "k3s" in host.data.workloads:
+# Only the site's target VM (K3S_TARGET_NAME picks another) runs the management cluster.
+if host.data.alias == site.target.alias:
     binary = k3s.binary(
         name=f"Install k3s {site.k3s.version}",
         version=site.k3s.version,
@@ -46,18 +48,16 @@ if "k3s" in host.data.workloads:
         group="root",
         mode="644",
     )
-    # Added only when the plan has a change to react to, so a no-op plan lists no conditional
-    # restart; `_if` still decides at execute time from what really changed.
-    if unit.will_change:
-        systemd.daemon_reload(name="Reload systemd after a unit change", _if=unit.did_change)
-    if binary.will_change or config.will_change or unit.will_change:
-        # Restarts only if already running; a first install is started here exactly once.
-        systemd.service(
+    # Files a previous, interrupted run changed without restarting k3s (read before this run).
+    stale = host.get_fact(K3sStale)
+    changes = (binary, config, unit)
+    # Added only when there is something to react to, so a no-op plan lists no restart; what
+    # really changed is decided at execute time.
+    if stale or any(op.will_change for op in changes):
+        k3s.restarted(
             name="Restart k3s after a change",
-            service="k3s",
-            running=True,
-            restarted=True,
-            _if=any_changed(binary, config, unit),
+            reasons=stale or ["changed in this run"],
+            _if=lambda: bool(stale) or any_changed(*changes)(),
         )
     systemd.service(
         name="Keep k3s running and enabled at boot",

@@ -14,7 +14,7 @@ site = load_site(host.data.site)
 # `--data kubeconfig_merge=false` (make k3s/kubeconfig) writes only the per-site files.
 merge_into = site.kubeconfig if host.data.get("kubeconfig_merge", True) else None
 
-if "k3s" in host.data.workloads:
+if host.data.alias == site.target.alias:
     kubeconfig.pulled(
         name=f"Merge kubeconfig context {site.argocd_context}",
         remote_path=k3s.KUBECONFIG_PATH,
@@ -24,12 +24,12 @@ if "k3s" in host.data.workloads:
         merge_into=merge_into,
     )
 
-if "rke2" in host.data.workloads:
+if site.rke2_vm is not None and host.data.alias == site.rke2_vm.alias:
     kubeconfig.pulled(
         name=f"Merge kubeconfig context {site.rke2_context}",
         remote_path="/etc/rancher/rke2/rke2.yaml",
         context=site.rke2_context,
-        server=site.rke2.api_server or f"https://{host.data.ssh_hostname}:6443",
+        server=site.rke2.api_server or "",  # always set when the site has an rke2 VM
         site_file=site.rke2.kubeconfig_path,
         merge_into=merge_into,
         # The management cluster's context is the one to land in, whichever merges first.

@@ -142,3 +142,45 @@ def _verify_and_install(
         "rm -f",
         QuoteString(checksum_file),
     )
+
+
+@operation()
+def restarted(reasons: list[str], timeout: int = 300):
+    """
+    Restart k3s (after ``systemctl daemon-reload``) when there is a reason to, within a timeout.
+
+    + reasons: why k3s must restart (changed files); empty means nothing to do
+    + timeout: seconds to wait for k3s to report ready (the unit is ``Type=notify``)
+
+    ``systemctl restart`` also starts a stopped or still-activating k3s, where pyinfra's
+    ``systemd.service(restarted=True)`` would wait on ``start`` forever.
+
+    **Example:**
+
+    .. code:: python
+
+        k3s.restarted(name="Restart k3s", reasons=["/etc/rancher/k3s/config.yaml"])
+    """
+    if not reasons:
+        host.noop("k3s runs what is installed")
+        return
+    message = QuoteString(f"k3s did not become ready within {timeout} s: see journalctl -u k3s")
+    yield StringCommand(
+        "systemctl daemon-reload",
+        "&&",
+        "{",
+        "timeout",
+        QuoteString(str(timeout)),
+        "systemctl",
+        "restart",
+        "k3s",
+        "||",
+        "{",
+        "echo",
+        message,
+        ">&2;",
+        "exit 1;",
+        "}",
+        ";",
+        "}",
+    )

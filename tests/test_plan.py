@@ -38,7 +38,6 @@ def test_tirosh_home_plan_on_a_fresh_vm(tmp_path: Path) -> None:
         "Create /etc/rancher/k3s",
         "Render /etc/rancher/k3s/config.yaml",
         "Install the k3s systemd unit /etc/systemd/system/k3s.service",
-        "Reload systemd after a unit change",
         "Restart k3s after a change",
         "Keep k3s running and enabled at boot",
         "Merge kubeconfig context tirosh-home/k3s",

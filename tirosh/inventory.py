@@ -21,6 +21,7 @@ def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]
         "ssh_user": vm.ansible_user,
         "_sudo": True,
         "site": site.name,
+        "alias": vm.alias,
         "workloads": list(vm.workloads),
         "proxmox_vm_name": vm.proxmox_vm_name,
     }

@@ -674,6 +674,12 @@ def _parse_vm(alias: str, t: _Table) -> Vm | None:
         t.problem("ansible_host", f"must be an IP address or DNS name, got {host!r}")
     user = t.string("ansible_user", required=True)
     become = t.string("ansible_become_user", required=True)
+    if become is not None and become != "root":
+        # The deploy writes /usr/local/bin, /etc/rancher and systemd units: only root can.
+        t.problem(
+            "ansible_become_user",
+            f"must be root (the deploy installs system files), got {become!r}",
+        )
     vm_name = t.string("proxmox_vm_name", required=True)
     workloads = t.string_list("workloads", required=True)
     for index, workload in enumerate(workloads or []):
@@ -758,6 +764,12 @@ def _check_k3s_config(t: _Table, draft: _K3sDraft) -> None:
         elif key in _SECRET_FLAGS:
             # Site files are committed and config.yaml shows in --diff: keep secrets out of both.
             t.problem(key, f"secrets do not belong in site files; use {_SECRET_FLAGS[key]}")
+        elif key == "datastore-endpoint" and "@" in str(t.data[key]):
+            t.problem(
+                key,
+                "holds credentials; secrets do not belong in site files "
+                "(k3s reads K3S_DATASTORE_ENDPOINT from /etc/systemd/system/k3s.service.env)",
+            )
     if "write-kubeconfig-mode" in t.data:
         mode = t.data["write-kubeconfig-mode"]
         # YAML 1.1 reads an unquoted 0644 as the integer 420, which k3s would misread.
@@ -806,11 +818,11 @@ def _parse_argocd_vars(report: _Report, path: Path) -> _ArgoDraft:
         return draft
     t.allow(_ARGOCD_KEYS)
     draft.ingress_enabled = t.boolean("argocd_ingress_enabled", required=True)
-    draft.ingress_class_name = t.string("argocd_ingress_class_name", required=True)
+    draft.ingress_class_name = _k8s_name(t, "argocd_ingress_class_name", required=True)
     draft.ingress_host = t.string("argocd_ingress_host", required=True)
     if draft.ingress_host is not None:
-        # Ingress hosts are names, optionally a leading wildcard label; never IP addresses.
-        name = draft.ingress_host.removeprefix("*.")
+        # One name the UI and API answer at: no IP address, no wildcard.
+        name = draft.ingress_host
         if is_ip_address(name) or not is_dns_name(name):
             t.problem("argocd_ingress_host", f"must be a DNS name, got {draft.ingress_host!r}")
     draft.ingress_service_port = t.integer(
@@ -846,8 +858,8 @@ def _parse_argocd_vars(report: _Report, path: Path) -> _ArgoDraft:
     return draft
 
 
-def _k8s_name(t: _Table, key: str) -> str | None:
-    value = t.string(key)
+def _k8s_name(t: _Table, key: str, required: bool = False) -> str | None:
+    value = t.string(key, required=required)
     if value is not None and not _K8S_NAME.fullmatch(value):
         t.problem(key, f"must be a Kubernetes name (lowercase letters, digits, '-'), got {value!r}")
         return None
@@ -931,11 +943,21 @@ def _check_target(report: _Report, profile: _ProfileDraft, inventory: _Inventory
         report.add(file, key, f"{name!r} is not a VM in {inventory.file} (VMs: {known})")
         return None
     target = inventory.vms.get(name)
-    if target is not None and "k3s" not in target.workloads:
+    missing = [w for w in ("k3s", "argocd") if target is not None and w not in target.workloads]
+    if missing:
         report.add(
             inventory.file,
             f"vms.{name}.workloads",
-            f'must include "k3s": {name!r} is the Argo CD target ({key})',
+            f"must include {' and '.join(f'{w!r}'.replace(chr(39), chr(34)) for w in missing)}: "
+            f"{name!r} is the Argo CD target ({key})",
+        )
+    # The workload cluster has one context name in profile.toml, so one rke2 VM.
+    rke2 = [vm.alias for vm in inventory.vms.values() if "rke2" in vm.workloads]
+    if len(rke2) > 1:
+        report.add(
+            inventory.file,
+            f"vms.{rke2[1]}.workloads",
+            f"'rke2' is on {', '.join(rke2)}; a site has one rke2 VM (context rke2_gpu)",
         )
     return target
 

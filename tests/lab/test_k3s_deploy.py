@@ -224,3 +224,15 @@ def test_make_targets_wrap_the_same_deploy(operator: Operator) -> None:
 
     export = operator.run("make", "-s", "k3s/kubeconfig/export", "SITE=lab").stdout
     assert export == f"export KUBECONFIG={operator.home}/.kube/lab.yml\n"
+
+
+def test_a_change_left_by_an_interrupted_run_still_restarts_k3s(
+    operator: Operator, vm: testinfra.host.Host
+) -> None:
+    # As if a run wrote config.yaml and died before its restart: the file is newer than k3s.
+    vm.run("sleep 1; touch /etc/rancher/k3s/config.yaml")
+    pid = vm.check_output("systemctl show -p MainPID --value k3s")
+    assert changed_operations(operator.plan("deploys/k3s.py")) == ["Restart k3s after a change"]
+    operator.deploy(deploy_file="deploys/k3s.py")
+    assert vm.check_output("systemctl show -p MainPID --value k3s") != pid
+    assert changed_operations(operator.plan("deploys/k3s.py")) == []

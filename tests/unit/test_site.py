@@ -663,7 +663,7 @@ def _add_second_k3s_vm(repo: Path) -> None:
         repo,
         INVENTORY,
         '\n[vms.argocd2]\nansible_host = "10.0.0.11"\nansible_user = "ops"\n'
-        'ansible_become_user = "root"\nproxmox_vm_name = "argocd2"\nworkloads = ["k3s"]\n',
+        'ansible_become_user = "root"\nproxmox_vm_name = "argocd2"\nworkloads = ["k3s", "argocd"]\n',
     )
 
 
@@ -1144,9 +1144,7 @@ def test_get_prints_one_resolved_value(
         ({"K3S_KUBECONFIG_PATH": f"{HOME}/.kube/lab-rke2.yml"}, "rke2.kubeconfig_path"),
     ],
 )
-def test_each_kubeconfig_needs_its_own_file(
-    repo: Path, environ: dict[str, str], key: str
-) -> None:
+def test_each_kubeconfig_needs_its_own_file(repo: Path, environ: dict[str, str], key: str) -> None:
     (problem,) = problems(repo, environ)
     assert (problem.file, problem.key) == ("sites/lab/profile.toml", key)
     assert "is the same file as" in problem.message
