@@ -67,8 +67,8 @@ class ArgoCDInstall(FactBase[InstallState | None]):
     @override
     def command(self, namespace: str = "argocd") -> StringCommand:
         template = (
-            '{{index .data "version"}} {{index .data "manifest-sha256"}} '
-            '{{index .data "fingerprint"}}'
+            '{{with .data}}{{index . "version"}} {{index . "manifest-sha256"}} '
+            '{{index . "fingerprint"}}{{end}}'
         )
         record = StringCommand(
             KUBECTL,

@@ -162,6 +162,7 @@ def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -
         start_new_session=True,
     )
     (state / "nspawn.pid").write_text(str(process.pid))
+    (state / "boot_id").write_text(_boot_id())
     _record_namespace(lab_host.name, process.pid)
     return known_host
 
@@ -205,11 +206,27 @@ def ssh_command(lab_host: config.LabHost) -> list[str]:
     return ["ssh", "-F", str(config.SSH_CONFIG), lab_host.name]
 
 
+def _boot_id() -> str:
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
 def _pid(name: str) -> int | None:
+    """The host's systemd-nspawn, if it is still the process this boot of the machine started.
+
+    State survives a reboot of the machine, and PIDs get reused: a pid is only trusted when
+    the boot id matches and the process is systemd-nspawn for this machine name.
+    """
+    state = _state(name)
     try:
-        return int((_state(name) / "nspawn.pid").read_text())
+        pid = int((state / "nspawn.pid").read_text())
+        if (state / "boot_id").read_text() != _boot_id():
+            return None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
+    if b"systemd-nspawn" not in cmdline[0] or f"--machine={name}".encode() not in cmdline:
+        return None
+    return pid
 
 
 def _alive(pid: int) -> bool:
@@ -242,9 +259,11 @@ def _record_namespace(name: str, nspawn_pid: int, timeout: float = 10) -> None:
 
 
 def members(name: str) -> list[int]:
-    """The processes of a running host (those in its PID namespace)."""
+    """The processes of a running host (those in its PID namespace, this boot only)."""
     try:
         namespace = (_state(name) / "pidns").read_text()
+        if (_state(name) / "boot_id").read_text() != _boot_id():
+            return []
     except OSError:
         return []
     return [
@@ -277,7 +296,10 @@ def stop(name: str, timeout: float = 20) -> None:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     # Whatever a killed nspawn left behind: SIGKILL to each process of the host's namespace.
     for leftover in members(name):
         try:
@@ -286,7 +308,7 @@ def stop(name: str, timeout: float = 20) -> None:
             pass
     root = state / "root"
     if os.path.ismount(root):
-        _run("umount", "--lazy", str(root))
+        _run("umount", "--lazy", str(root), check=False)
     _run("ip", "link", "del", f"vb-{name}"[:15], check=False)
     shutil.rmtree(state, ignore_errors=True)
 

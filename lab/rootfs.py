@@ -41,8 +41,9 @@ def ensure() -> Path:
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in final.parent.glob(f".{final.name}-*"):
+        _remove_staging(leftover)  # an earlier build that was killed
     staging = final.with_name(f".{final.name}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     print(f"lab: debootstrap {versions.DEBIAN_SUITE} into {final}", file=sys.stderr, flush=True)
     try:
         subprocess.run(
@@ -60,5 +61,13 @@ def ensure() -> Path:
         subprocess.run(["chroot", str(staging), "/bin/sh", "-c", _CONFIGURE], check=True)
         os.rename(staging, final)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_staging(staging)
     return final
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove a build directory, unmounting what debootstrap mounted in it (proc, sys) first."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mountpoint in sorted((m for m in mounts if m.startswith(f"{staging}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", mountpoint], check=False)
+    shutil.rmtree(staging, ignore_errors=True)

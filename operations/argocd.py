@@ -13,7 +13,7 @@ from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCo
 from pyinfra.facts.files import Sha256File
 
 from facts.argocd import KUBECTL, ArgoCDInstall, KubeObject, fingerprint_command
-from facts.secrets import read_command_output
+from facts.secrets import SecretReadError, read_command_output
 from tirosh import argocd
 
 logger = logging.getLogger("pyinfra")
@@ -122,7 +122,12 @@ def _log_planned_changes(
         "-eq",
         "1",
     )
-    output = read_command_output(host, diff, stdin=Path(str(manifest_file)).read_text())
+    try:
+        output = read_command_output(host, diff, stdin=Path(str(manifest_file)).read_text())
+    except SecretReadError as error:
+        # Only a listing for the operator: the apply itself does not depend on it.
+        logger.warning(f"{host.print_prefix}Argo CD: cannot list the changed objects: {error}")
+        return
     changed = argocd.changed_objects(output or "", manifest, namespace)
     if not changed:
         logger.info(
@@ -211,6 +216,9 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
             ' ) | cut -d" " -f2)"',
             _separator="",
         ),
+        "&&",
+        # An empty fingerprint (the listing failed) must not be recorded as the truth.
+        'test -n "$fingerprint"',
         "&&",
         KUBECTL,
         "-n",

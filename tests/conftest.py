@@ -39,8 +39,8 @@ def _lab_prerequisites_in_ci() -> None:
 @pytest.fixture(scope="session")
 def lab() -> object:
     """A freshly booted lab for the whole session, stopped with every trace removed afterwards."""
-    lifecycle.up()
     try:
+        lifecycle.up()
         yield lifecycle
     finally:
         lifecycle.down()

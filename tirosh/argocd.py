@@ -157,9 +157,16 @@ def ingress_object(
 
 
 def ingress_matches(live: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """Whether the live Ingress already has the spec and labels the deploy sets."""
+    """Whether the live Ingress has every field and label the deploy sets.
+
+    Fields someone else added are left alone (a re-apply would not remove them either); a TLS
+    section when none is wanted counts, because the deploy's own earlier apply put it there.
+    """
+    spec = live.get("spec") or {}
     labels = live.get("metadata", {}).get("labels") or {}
     wanted_labels = desired["metadata"].get("labels") or {}
-    return live.get("spec") == desired["spec"] and all(
-        labels.get(k) == v for k, v in wanted_labels.items()
+    return (
+        all(spec.get(key) == value for key, value in desired["spec"].items())
+        and ("tls" in desired["spec"] or "tls" not in spec)
+        and all(labels.get(k) == v for k, v in wanted_labels.items())
     )

@@ -1148,3 +1148,39 @@ def test_each_kubeconfig_needs_its_own_file(repo: Path, environ: dict[str, str],
     (problem,) = problems(repo, environ)
     assert (problem.file, problem.key) == ("sites/lab/profile.toml", key)
     assert "is the same file as" in problem.message
+
+
+def test_become_user_must_be_root(repo: Path) -> None:
+    edit(repo, INVENTORY, 'ansible_become_user = "root"', 'ansible_become_user = "deploy"')
+    (problem,) = problems(repo)
+    assert (problem.key, problem.message) == (
+        "vms.argocd.ansible_become_user",
+        "must be root (the deploy installs system files), got 'deploy'",
+    )
+
+
+def test_one_rke2_vm_per_site(repo: Path) -> None:
+    edit(repo, INVENTORY, 'workloads = ["k3s", "argocd"]', 'workloads = ["k3s", "argocd", "rke2"]')
+    (problem,) = problems(repo)
+    assert problem.key == "vms.gpu.workloads"
+    assert "a site has one rke2 VM" in problem.message
+
+
+def test_datastore_credentials_are_refused(repo: Path) -> None:
+    append(repo, K3S, "  datastore-endpoint: postgres://k3s:hunter2@db:5432/k3s\n")
+    (problem,) = problems(repo)
+    assert problem.key == "k3s_config.datastore-endpoint"
+    assert "hunter2" not in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("argocd_ingress_host: gitops.lab.example", "argocd_ingress_host: '*.lab.example'"),
+        ("argocd_ingress_class_name: traefik", "argocd_ingress_class_name: Traefik_2"),
+    ],
+)
+def test_ingress_host_and_class_must_be_plain_names(repo: Path, line: str, key: str) -> None:
+    edit(repo, ARGOCD, line, key)
+    (problem,) = problems(repo)
+    assert problem.key == key.split(":")[0]

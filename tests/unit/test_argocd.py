@@ -1,0 +1,87 @@
+"""tirosh.argocd: the install manifest, versions, the diff listing, the Ingress object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tirosh import argocd
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "argocd"
+
+
+def test_official_manifest_parses_into_its_59_objects() -> None:
+    manifest = argocd.read_manifest(SHARED / "install-v3.5.1.yaml")
+    assert manifest.sha256 == "795a3a972224da6a7f9d32c3e946445f062b60fb46028476715affeb688236e3"
+    assert len(manifest.objects) == 59
+    assert argocd.ManifestObject("CustomResourceDefinition", "applicationsets.argoproj.io") in (
+        manifest.objects
+    )
+
+
+def test_a_manifest_with_a_namespace_or_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="sets a namespace"):
+        argocd.parse_manifest(b"kind: ConfigMap\nmetadata: {name: x, namespace: other}\n")
+    with pytest.raises(ValueError, match="'Pod'"):
+        argocd.parse_manifest(b"kind: Pod\nmetadata: {name: x}\n")
+
+
+@pytest.mark.parametrize(
+    ("installed", "wanted", "downgrade"),
+    [
+        ("v3.5.1", "v3.4.7", True),
+        ("v3.4.7", "v3.5.1", False),
+        ("v3.5.1", "v3.5.1", False),
+        ("v3.10.0", "v3.9.9", True),
+        (None, "v3.4.7", False),
+        ("v3.5.1", "stable", False),
+    ],
+)
+def test_downgrades_compare_release_numbers(
+    installed: str | None, wanted: str, downgrade: bool
+) -> None:
+    assert argocd.is_downgrade(installed, wanted) is downgrade
+
+
+def test_changed_objects_come_from_file_names_only() -> None:
+    manifest = argocd.parse_manifest(
+        b"kind: ConfigMap\nmetadata: {name: argocd-cm}\n---\n"
+        b"kind: Secret\nmetadata: {name: argocd-secret}\n---\n"
+        b"kind: CustomResourceDefinition\nmetadata: {name: applications.argoproj.io}\n"
+    )
+    output = (
+        "Files /tmp/LIVE-1/v1.ConfigMap.argocd.argocd-cm and "
+        "/tmp/MERGED-2/v1.ConfigMap.argocd.argocd-cm differ\n"
+        "Files /tmp/LIVE-1/apiextensions.k8s.io.v1.CustomResourceDefinition..applications."
+        "argoproj.io and /tmp/MERGED-2/apiextensions.k8s.io.v1.CustomResourceDefinition.."
+        "applications.argoproj.io differ\n"
+    )
+    assert [str(o) for o in argocd.changed_objects(output, manifest, "argocd")] == [
+        "ConfigMap/argocd-cm",
+        "CustomResourceDefinition/applications.argoproj.io",
+    ]
+
+
+def test_ingress_object_follows_the_settings() -> None:
+    plain = argocd.ingress_object("argocd", "gitops.example.org", "traefik", 80, False, "tls")
+    assert plain["spec"]["ingressClassName"] == "traefik"
+    assert plain["spec"]["rules"][0]["host"] == "gitops.example.org"
+    backend = plain["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    assert backend == {"service": {"name": "argocd-server", "port": {"number": 80}}}
+    assert "tls" not in plain["spec"]
+    tls = argocd.ingress_object("argocd", "gitops.example.org", "nginx", 443, True, "gitops-tls")
+    assert tls["spec"]["tls"] == [{"hosts": ["gitops.example.org"], "secretName": "gitops-tls"}]
+    # Values are quoted: a class named like a YAML keyword stays a string.
+    odd = argocd.ingress_object("argocd", "gitops.example.org", "true", 80, False, "tls")
+    assert odd["spec"]["ingressClassName"] == "true"
+
+
+def test_ingress_match_ignores_what_others_added_but_not_what_the_deploy_sets() -> None:
+    desired = argocd.ingress_object("argocd", "gitops.example.org", "traefik", 80, False, "tls")
+    live = {**desired, "spec": {**desired["spec"], "defaultBackend": {"resource": {}}}}
+    assert argocd.ingress_matches(live, desired)
+    other_host = argocd.ingress_object("argocd", "other.example.org", "traefik", 80, False, "tls")
+    assert not argocd.ingress_matches(other_host, desired)
+    with_tls = argocd.ingress_object("argocd", "gitops.example.org", "traefik", 80, True, "tls")
+    assert not argocd.ingress_matches(with_tls, desired)
