@@ -775,6 +775,11 @@ def _check_k3s_config(t: _Table, draft: _K3sDraft) -> None:
         # YAML 1.1 reads an unquoted 0644 as the integer 420, which k3s would misread.
         if not isinstance(mode, str) or not _FILE_MODE.fullmatch(mode):
             t.problem("write-kubeconfig-mode", 'must be a quoted octal string such as "0644"')
+        elif int(mode, 8) & 0o077:
+            t.report.warnings.append(
+                f"k3s_config.write-kubeconfig-mode {mode} lets other users on the VM read the "
+                "cluster-admin kubeconfig; the deploy reads it as root and does not need that"
+            )
     draft.sans = _hosts(t, "tls-san", is_host, "an IP address or DNS name")
     for key in ("node-ip", "node-external-ip"):
         draft.node_addresses += _hosts(t, key, is_ip_address, "an IP address")

@@ -69,7 +69,7 @@ ssh_key = "keys/lab_ed25519"
 k3s_version: "v1.34.3+k3s1"
 k3s_install_source: release
 k3s_config:
-  write-kubeconfig-mode: "0644"
+  write-kubeconfig-mode: "0600"
   tls-san:
     - k3s.lab.example
     - 10.0.0.10
@@ -157,7 +157,7 @@ def test_valid_site_resolves_values_and_defaults(repo: Path) -> None:
     assert site.k3s.kubeconfig_path == Path(HOME, ".kube/lab.yml")
     # k3s_config is free-form: unknown flags and nested values are passed through.
     assert site.k3s.config["some-future-flag"] == {"nested": [1, 2]}
-    assert site.k3s.config["write-kubeconfig-mode"] == "0644"
+    assert site.k3s.config["write-kubeconfig-mode"] == "0600"
     assert site.rke2.api_server == "https://10.0.0.20:6443"
     assert site.rke2.kubeconfig_path == Path(HOME, ".kube/lab-rke2.yml")
     argocd = site.argocd
@@ -693,7 +693,7 @@ def test_target_override_without_k3s_workload(repo: Path) -> None:
 
 
 def test_unquoted_write_kubeconfig_mode_is_read_as_int_and_rejected(repo: Path) -> None:
-    edit(repo, K3S, 'write-kubeconfig-mode: "0644"', "write-kubeconfig-mode: 0644")
+    edit(repo, K3S, 'write-kubeconfig-mode: "0600"', "write-kubeconfig-mode: 0644")
     assert str(only_problem(repo)) == (
         "sites/lab/k3s/vars.yml: k3s_config.write-kubeconfig-mode: "
         'must be a quoted octal string such as "0644"'
@@ -702,13 +702,13 @@ def test_unquoted_write_kubeconfig_mode_is_read_as_int_and_rejected(repo: Path) 
 
 @pytest.mark.parametrize("mode", ['"0999"', '"64"', '"rw-r--r--"', '"00644"', "true"])
 def test_bad_write_kubeconfig_mode(repo: Path, mode: str) -> None:
-    edit(repo, K3S, '"0644"', mode)
+    edit(repo, K3S, '"0600"', mode)
     assert only_problem(repo).key == "k3s_config.write-kubeconfig-mode"
 
 
 @pytest.mark.parametrize("mode", ['"644"', '"0600"', "'0640'"])
 def test_good_write_kubeconfig_mode(repo: Path, mode: str) -> None:
-    edit(repo, K3S, '"0644"', mode)
+    edit(repo, K3S, '"0600"', mode)
     assert load_site("lab", repo, ENV).k3s.config["write-kubeconfig-mode"] == mode.strip("\"'")
 
 
@@ -1021,7 +1021,7 @@ def test_main_validate_ok(repo: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.mark.usefixtures("clean_env")
 def test_main_validate_prints_problems(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    edit(repo, K3S, '"0644"', "0644")
+    edit(repo, K3S, '"0600"', "0644")
     edit(repo, INVENTORY, "ssh_port = 2222", 'ssh_port = "22"')
     assert main(["--repo-root", str(repo), "validate", "lab"]) == 1
     captured = capsys.readouterr()
@@ -1184,3 +1184,9 @@ def test_ingress_host_and_class_must_be_plain_names(repo: Path, line: str, key: 
     edit(repo, ARGOCD, line, key)
     (problem,) = problems(repo)
     assert problem.key == key.split(":")[0]
+
+
+def test_a_kubeconfig_mode_readable_by_others_is_allowed_with_a_warning(repo: Path) -> None:
+    edit(repo, K3S, '"0600"', '"0644"')
+    (warning,) = load_site("lab", repo, ENV).warnings
+    assert warning.startswith("k3s_config.write-kubeconfig-mode 0644 lets other users on the VM")
