@@ -35,8 +35,9 @@ def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]
         data["ssh_known_hosts_file"] = str(vm.ssh_known_hosts_file)
         data["ssh_strict_host_key_checking"] = "yes"
     if password is not None:
+        # For the SSH login only (paramiko; never on a command line). No _sudo_password: pyinfra
+        # sends a sudo password inside the remote command, visible in `ps` on the VM.
         data["ssh_password"] = password
-        data["_sudo_password"] = password
     return data
 
 
@@ -61,5 +62,5 @@ def load_groups(site_name: str, environ: Mapping[str, str] | None = None) -> dic
         print(f"site {site_name}: warning: {warning}", file=sys.stderr)
     password = None
     if env.get("ASK_PASS", "").lower() in ("1", "true", "yes"):
-        password = getpass.getpass(f"SSH/sudo password for site {site_name}: ")
+        password = getpass.getpass(f"SSH password for site {site_name}: ")
     return groups(site, password)
