@@ -32,6 +32,8 @@ def fingerprint_command(namespace: str) -> StringCommand:
         "&&",
         'printf "%s\\n" "$owned" | awk \'NF {n++} END {printf "%d ", n}\' &&',
         'printf "%s\\n" "$owned" | sort | sha256sum | cut -d" " -f1',
+        # The objects themselves, one `owned Kind/name` line each, for pruning.
+        '&& printf "%s\\n" "$owned" | awk \'NF {print "owned", $1}\' >&3',
     )
 
 
@@ -44,6 +46,7 @@ class InstallState:
     recorded_fingerprint: str | None
     objects: int
     fingerprint: str
+    owned: tuple[str, ...] = ()
 
     @property
     def drifted(self) -> bool:
@@ -85,13 +88,15 @@ class ArgoCDInstall(FactBase[InstallState | None]):
             StringCommand('recorded="$(', record, ')"', _separator=""),
             "&&",
             'echo "recorded ${recorded:-none}" &&',
-            "echo current $(",
+            # The listing goes to fd 3, outside the $( ) that catches the fingerprint.
+            "{ echo current $(",
             fingerprint_command(namespace),
-            ")",
+            "); } 3>&1",
         )
 
     @override
     def process(self, output: list[str]) -> InstallState | None:
+        owned = tuple(line.split(" ", 1)[1] for line in output if line.startswith("owned "))
         lines = dict(line.split(" ", 1) for line in output if " " in line)
         try:
             recorded = lines["recorded"].split()
@@ -101,7 +106,9 @@ class ArgoCDInstall(FactBase[InstallState | None]):
         version, manifest_sha, recorded_fingerprint = (recorded + [None, None, None])[:3]
         if version == "none":
             version = None
-        return InstallState(version, manifest_sha, recorded_fingerprint, int(objects), fingerprint)
+        return InstallState(
+            version, manifest_sha, recorded_fingerprint, int(objects), fingerprint, owned
+        )
 
 
 class KubeObject(FactBase[dict[str, Any] | None]):

@@ -12,7 +12,7 @@ from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
-from facts.argocd import KUBECTL, ArgoCDInstall, KubeObject, fingerprint_command
+from facts.argocd import KUBECTL, ArgoCDInstall, InstallState, KubeObject, fingerprint_command
 from facts.secrets import SecretReadError, read_command_output
 from tirosh import argocd
 
@@ -68,13 +68,15 @@ def installed(
         same_release = current.recorded_version == version and (
             wanted_sha is None or current.recorded_manifest_sha256 == wanted_sha
         )
-        if same_release and not current.drifted:
+        if same_release and not current.drifted and not _dropped(current, manifest):
             host.noop(
                 f"Argo CD {version} is applied; its {current.objects} objects have not drifted"
             )
             return
         if manifest is not None and not state.is_executing:
             _log_planned_changes(namespace, manifest, manifest_file)
+            for obj in _dropped(current, manifest):
+                logger.info(f"{host.print_prefix}  {obj} (not in this manifest: would be deleted)")
 
     staged = argocd.staged_manifest_path(version)
     yield StringCommand("mkdir", "-p", "-m", "0755", QuoteString(argocd.STAGING_DIR))
@@ -84,7 +86,37 @@ def installed(
     else:
         yield _download(manifest_url or argocd.DEFAULT_MANIFEST_URL.format(version=version), staged)
     yield _verify(staged, wanted_sha)
+    for obj in _dropped(current, manifest) if current is not None else []:
+        # Before the apply: the record written after it must not list what is gone.
+        kind, name = obj.split("/", 1)
+        yield StringCommand(
+            KUBECTL,
+            "-n",
+            QuoteString(namespace),
+            "delete",
+            QuoteString(argocd.RESOURCES[kind]),
+            QuoteString(name),
+            "--ignore-not-found",
+        )
     yield _apply(staged, namespace, version, wanted_sha or "unpinned")
+
+
+def _dropped(current: InstallState, manifest: argocd.Manifest | None) -> list[str]:
+    """Objects an earlier apply created that this manifest no longer has (a newer release).
+
+    Only known from a local manifest. CustomResourceDefinitions are never pruned: deleting one
+    deletes every Application or AppProject stored in it.
+    """
+    if manifest is None:
+        return []
+    wanted = {str(obj) for obj in manifest.objects}
+    return [
+        obj
+        for obj in current.owned
+        if obj not in wanted
+        and obj.split("/", 1)[0] in argocd.RESOURCES
+        and not obj.startswith("CustomResourceDefinition/")
+    ]
 
 
 def _local_manifest(manifest_file: str | Path | None, sha256: str | None) -> argocd.Manifest | None:
@@ -213,7 +245,7 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
         StringCommand(
             'fingerprint="$( ( ',
             fingerprint_command(namespace),
-            ' ) | cut -d" " -f2)"',
+            ' ) 3>/dev/null | cut -d" " -f2)"',
             _separator="",
         ),
         "&&",

@@ -257,3 +257,41 @@ def test_port_forward_without_a_server_pod_fails_clearly_and_leaves_nothing(
     assert result.returncode != 0
     assert "no argocd-server pod is running in namespace argocd (context lab/k3s)" in result.stderr
     assert _port_forwards() == []
+
+
+def test_objects_a_newer_manifest_drops_are_pruned(
+    operator: Operator, site_copy: Callable[..., Operator], tmp_path: Path
+) -> None:
+    """A manifest without one NetworkPolicy stands for a release that dropped an object."""
+    documents = (SHARED / "install-v3.5.1.yaml").read_text().split("\n---\n")
+    dropped = "NetworkPolicy/argocd-redis-network-policy"
+    kept = [
+        d
+        for d in documents
+        if not ("kind: NetworkPolicy" in d and "name: argocd-redis-network-policy" in d)
+    ]
+    assert len(kept) == len(documents) - 1
+    trimmed = tmp_path / "install-trimmed.yaml"
+    trimmed.write_text("\n---\n".join(kept))
+    newer = site_copy(
+        {
+            "argocd_manifest_file": str(trimmed),
+            "argocd_manifest_sha256": argocd.read_manifest(trimmed).sha256,
+        }
+    )
+    plan = newer.run(PYINFRA, "--dry", "inventories/lab.py", "deploys/argocd.py")
+    assert f"{dropped} (not in this manifest: would be deleted)" in plan.stdout + plan.stderr
+    newer.deploy(deploy_file="deploys/argocd.py")
+    gone = operator.kubectl(
+        *CONTEXT, "-n", "argocd", "get", "networkpolicy", "argocd-redis-network-policy", check=False
+    )
+    assert "NotFound" in gone.stderr
+    assert changed_operations(newer.plan(deploy_file="deploys/argocd.py")) == []
+    # The CRDs stay whatever a manifest says: deleting one deletes what is stored in it.
+    operator.kubectl(*CONTEXT, "get", "crd", "applications.argoproj.io")
+
+    operator.deploy(deploy_file="deploys/argocd.py")
+    operator.kubectl(
+        *CONTEXT, "-n", "argocd", "get", "networkpolicy", "argocd-redis-network-policy"
+    )
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
