@@ -24,6 +24,7 @@ if host.data.alias == site.target.alias:
         source=site.k3s.install_source,
         release_url=site.k3s.release_url,
         airgap_dir=site.k3s.airgap_dir,
+        sha256=site.k3s.sha256,
     )
     files.directory(
         name="Create /etc/rancher/k3s",

@@ -21,6 +21,7 @@ def binary(
     source: str = "release",
     release_url: str = DEFAULT_RELEASE_URL,
     airgap_dir: str | Path | None = None,
+    sha256: str | None = None,
     path: str = k3s.BINARY_PATH,
 ):
     """
@@ -31,6 +32,8 @@ def binary(
       ``airgap_dir`` on the operator machine, which holds the binary and ``sha256sum-<arch>.txt``)
     + release_url: base URL of k3s releases, for mirrors
     + airgap_dir: directory with the binary and its checksum file, for ``source="airgap"``
+    + sha256: the binary's pinned digest; then it must match this too, not only the checksum
+      file that comes from the same place as the binary
     + path: where the binary goes on the VM
 
     The binary is replaced by a rename, after its sha256 matched; nothing half-written is ever
@@ -54,6 +57,7 @@ def binary(
     except ValueError as error:
         raise OperationError(str(error)) from None
     staged = f"{path}.tirosh-new"
+    expected: str | None = sha256  # None: the downloaded checksum file's line decides
 
     if source == "airgap":
         if airgap_dir is None:
@@ -62,9 +66,12 @@ def binary(
             local_binary, digest = k3s.verified_airgap_binary(Path(airgap_dir), machine)
         except ValueError as error:
             raise OperationError(str(error)) from None
+        if sha256 is not None and digest != sha256:
+            raise OperationError(f"{local_binary}: sha256 {digest} is not the pinned {sha256}")
         if host.get_fact(Sha256File, path=path) == digest:
             host.noop(f"k3s binary at {path} already matches sha256 {digest[:12]}")
             return
+        expected = digest
         yield FileUploadCommand(str(local_binary), staged)
     elif source == "release":
         installed = host.get_fact(K3sVersion, path=path)
@@ -72,11 +79,10 @@ def binary(
             host.noop(f"k3s {version} is already installed")
             return
         yield _download(release_url, version, assets, staged)
-        digest = None
     else:
         raise OperationError(f"k3s.binary: unknown source {source!r}")
 
-    yield _verify_and_install(staged, path, digest, assets)
+    yield _verify_and_install(staged, path, expected, assets)
 
 
 def _download(base: str, version: str, assets: k3s.ReleaseAssets, staged: str) -> StringCommand:

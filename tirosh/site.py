@@ -105,6 +105,7 @@ _K3S_KEYS: Final = (
     "k3s_install_source",
     "k3s_release_url",
     "k3s_airgap_dir",
+    "k3s_sha256",
     "k3s_config",
 )
 _ARGOCD_KEYS: Final = (
@@ -150,6 +151,7 @@ class K3s:
     config: dict[str, Any]
     api_server: str
     kubeconfig_path: Path
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -562,6 +564,7 @@ class _K3sDraft:
     install_source: str | None = None
     release_url: str | None = None
     airgap_dir: Path | None = None
+    sha256: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     sans: list[str] = field(default_factory=list)
     node_addresses: list[str] = field(default_factory=list)
@@ -738,6 +741,10 @@ def _parse_k3s_vars(report: _Report, path: Path) -> _K3sDraft:
     draft.airgap_dir = t.path("k3s_airgap_dir")
     if draft.install_source == "airgap" and "k3s_airgap_dir" not in t.data:
         t.problem("k3s_airgap_dir", "required when k3s_install_source is airgap")
+    # A pin of the binary's own digest: the checksum file alone comes from the same source.
+    draft.sha256 = t.string("k3s_sha256")
+    if draft.sha256 is not None and not _SHA256.fullmatch(draft.sha256):
+        t.problem("k3s_sha256", "must be 64 lowercase hex digits (a sha256 digest)")
     config = t.table("k3s_config")
     if config is not None:
         draft.config = dict(config.data)
@@ -1025,6 +1032,7 @@ def _build_site(
             config=k3s.config,
             api_server=profile.k3s_api_server or f"https://{_url_host(target.ansible_host)}:6443",
             kubeconfig_path=profile.k3s_kubeconfig_path or home / f"{name}.yml",
+            sha256=k3s.sha256,
         ),
         rke2=Rke2(
             api_server=rke2_api,

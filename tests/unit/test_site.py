@@ -1190,3 +1190,11 @@ def test_a_kubeconfig_mode_readable_by_others_is_allowed_with_a_warning(repo: Pa
     edit(repo, K3S, '"0600"', '"0644"')
     (warning,) = load_site("lab", repo, ENV).warnings
     assert warning.startswith("k3s_config.write-kubeconfig-mode 0644 lets other users on the VM")
+
+
+def test_k3s_binary_digest_pin(repo: Path) -> None:
+    append(repo, K3S, f"k3s_sha256: {'a' * 64}\n")
+    assert load_site("lab", repo, ENV).k3s.sha256 == "a" * 64
+    edit(repo, K3S, f"k3s_sha256: {'a' * 64}", "k3s_sha256: abc")
+    (problem,) = problems(repo)
+    assert problem.key == "k3s_sha256"
