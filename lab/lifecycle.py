@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lab import artifacts, build, config, hosts, rootfs
 
@@ -85,6 +88,30 @@ def wait_for_rke2(timeout: float = 120) -> None:
         time.sleep(1)
 
 
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the lab for this process; another test session or `make lab-up` meanwhile is refused.
+
+    The lab's bridge, addresses and state directory are the machine's, shared by every checkout.
+    """
+    config.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    lock = config.STATE_DIR / "lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        owner = lock.read_text().strip() or "another process"
+        raise RuntimeError(f"the lab is in use by {owner}; wait for it to finish") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n".encode())
+    try:
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock
+
+
 def down() -> None:
     for lab_host in config.HOSTS:
         hosts.stop(lab_host.name)
@@ -98,14 +125,14 @@ def status() -> dict[str, bool]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "status"
-    if command == "up":
-        print(
-            f"lab: up in {up():.1f}s: " + ", ".join(f"{h.name} {h.address}" for h in config.HOSTS)
-        )
-    elif command == "down":
-        down()
-        print("lab: down")
-    elif command == "build":
+    if command in ("up", "down"):
+        try:
+            with exclusive():
+                return _up_or_down(command)
+        except RuntimeError as error:
+            print(f"lab: {error}", file=sys.stderr)
+            return 1
+    if command == "build":
         print("lab: built", *prepare())
     elif command == "ssh":
         name = args[1] if len(args) > 1 else "argocd"
@@ -117,4 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("usage: python -m lab {up|down|build|ssh [HOST [CMD...]]|status}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _up_or_down(command: str) -> int:
+    if command == "up":
+        print(
+            f"lab: up in {up():.1f}s: " + ", ".join(f"{h.name} {h.address}" for h in config.HOSTS)
+        )
+    else:
+        down()
+        print("lab: down")
     return 0

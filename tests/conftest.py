@@ -39,11 +39,12 @@ def _lab_prerequisites_in_ci() -> None:
 @pytest.fixture(scope="session")
 def lab() -> object:
     """A freshly booted lab for the whole session, stopped with every trace removed afterwards."""
-    try:
-        lifecycle.up()
-        yield lifecycle
-    finally:
-        lifecycle.down()
+    with lifecycle.exclusive():
+        try:
+            lifecycle.up()
+            yield lifecycle
+        finally:
+            lifecycle.down()
 
 
 import shutil  # noqa: E402

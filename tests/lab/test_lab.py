@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +143,18 @@ def test_argocd_manifest_needs_server_side_apply_and_its_crds_become_established
         "appprojects.argoproj.io",
     ):
         operator.kubectl(*kc, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+def test_a_second_session_cannot_take_the_lab_over(lab: object) -> None:
+    """The session holds the lab: another `make lab-up` or `lab-down` is refused, not obeyed."""
+    for command in ("up", "down"):
+        result = subprocess.run(
+            [sys.executable, "-m", "lab", command],
+            cwd=config.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "the lab is in use by pid" in result.stderr
+    assert ssh("argocd", "hostname") == "argocd"
