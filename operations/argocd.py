@@ -73,8 +73,8 @@ def installed(
                 f"Argo CD {version} is applied; its {current.objects} objects have not drifted"
             )
             return
-        if manifest is not None and not state.is_executing:
-            _log_planned_changes(namespace, manifest, manifest_file)
+        if not state.is_executing:
+            _log_planned_changes(namespace, manifest_file, argocd.staged_manifest_path(version))
             for obj in _dropped(current, manifest):
                 logger.info(f"{host.print_prefix}  {obj} (not in this manifest: would be deleted)")
 
@@ -133,11 +133,30 @@ def _local_manifest(manifest_file: str | Path | None, sha256: str | None) -> arg
     return manifest
 
 
-def _log_planned_changes(
-    namespace: str, manifest: argocd.Manifest, manifest_file: str | Path | None
-) -> None:
-    """Print which objects a server-side diff would change: names only, never Secret data."""
+def _log_planned_changes(namespace: str, manifest_file: str | Path | None, staged: str) -> None:
+    """Print which objects a server-side diff would change: names only, never Secret data.
+
+    The diff runs on the VM against the local manifest (sent on stdin) or, for a downloaded
+    one, the copy staged by an earlier run; a release not downloaded yet has no listing.
+    """
+    stdin = None if manifest_file is None else Path(manifest_file).read_text()
+    source = "-" if stdin is not None else staged
     diff = StringCommand(
+        "test",
+        "-e",
+        QuoteString(source),
+        "-o",
+        QuoteString(source),
+        "=",
+        "-",
+        "||",
+        "{",
+        "echo",
+        "not-staged;",
+        "exit",
+        "0;",
+        "}",
+        ";",
         "KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
         KUBECTL,
         "diff",
@@ -147,7 +166,7 @@ def _log_planned_changes(
         "-n",
         QuoteString(namespace),
         "-f",
-        "-",
+        QuoteString(source),
         "||",
         "test",
         "$?",
@@ -155,22 +174,22 @@ def _log_planned_changes(
         "1",
     )
     try:
-        output = read_command_output(host, diff, stdin=Path(str(manifest_file)).read_text())
+        output = read_command_output(host, diff, stdin=stdin)
     except SecretReadError as error:
         # Only a listing for the operator: the apply itself does not depend on it.
         logger.warning(f"{host.print_prefix}Argo CD: cannot list the changed objects: {error}")
         return
-    changed = argocd.changed_objects(output or "", manifest, namespace)
-    if not changed:
-        logger.info(
-            f"{host.print_prefix}Argo CD: no object differs; the apply refreshes the record"
-        )
+    prefix = host.print_prefix
+    if output.strip() == "not-staged":
+        logger.info(f"{prefix}Argo CD: the manifest is downloaded at apply; no listing before")
         return
-    logger.info(
-        f"{host.print_prefix}Argo CD objects that would be created or changed ({len(changed)}):"
-    )
+    changed = argocd.changed_objects(output)
+    if not changed:
+        logger.info(f"{prefix}Argo CD: no object differs; the apply refreshes the record")
+        return
+    logger.info(f"{prefix}Argo CD objects that would be created or changed ({len(changed)}):")
     for obj in changed:
-        logger.info(f"{host.print_prefix}  {obj}")
+        logger.info(f"{prefix}  {obj}")
 
 
 def _download(url: str, staged: str) -> StringCommand:

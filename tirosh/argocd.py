@@ -122,21 +122,26 @@ def fingerprint_template() -> str:
     )
 
 
-def changed_objects(diff_output: str, manifest: Manifest, namespace: str) -> list[ManifestObject]:
-    """The manifest objects named by `kubectl diff` with `KUBECTL_EXTERNAL_DIFF="diff -N -r -q"`.
+def changed_objects(diff_output: str) -> list[str]:
+    """`Kind/name` of each object `kubectl diff` names with `KUBECTL_EXTERNAL_DIFF="diff -N -r -q"`.
 
-    That diff prints only file names (`group.version.Kind.namespace.name`, the namespace empty
+    That diff prints only file names, `group.version.Kind.namespace.name` (the namespace empty
     for cluster-scoped objects), never their content, so Secret data cannot appear.
     """
-    names = {word.rsplit("/", 1)[-1] for word in diff_output.split() if "/" in word}
-    return [
-        obj
-        for obj in manifest.objects
-        if any(
-            n.endswith((f".{obj.kind}.{namespace}.{obj.name}", f".{obj.kind}..{obj.name}"))
-            for n in names
-        )
-    ]
+    changed: list[str] = []
+    for word in diff_output.split():
+        if "/" not in word:
+            continue
+        parts = word.rsplit("/", 1)[1].split(".")
+        kind_at = next((i for i, part in enumerate(parts) if part[:1].isupper()), None)
+        if kind_at is None or len(parts) < kind_at + 3:
+            continue
+        # The namespace has no dots; the name (a CRD's, say) may.
+        name = ".".join(parts[kind_at + 2 :])
+        obj = f"{parts[kind_at]}/{name}"
+        if obj not in changed:
+            changed.append(obj)
+    return changed
 
 
 def ingress_object(

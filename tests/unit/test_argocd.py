@@ -45,22 +45,21 @@ def test_downgrades_compare_release_numbers(
 
 
 def test_changed_objects_come_from_file_names_only() -> None:
-    manifest = argocd.parse_manifest(
-        b"kind: ConfigMap\nmetadata: {name: argocd-cm}\n---\n"
-        b"kind: Secret\nmetadata: {name: argocd-secret}\n---\n"
-        b"kind: CustomResourceDefinition\nmetadata: {name: applications.argoproj.io}\n"
-    )
     output = (
         "Files /tmp/LIVE-1/v1.ConfigMap.argocd.argocd-cm and "
         "/tmp/MERGED-2/v1.ConfigMap.argocd.argocd-cm differ\n"
         "Files /tmp/LIVE-1/apiextensions.k8s.io.v1.CustomResourceDefinition..applications."
         "argoproj.io and /tmp/MERGED-2/apiextensions.k8s.io.v1.CustomResourceDefinition.."
         "applications.argoproj.io differ\n"
+        "Files /tmp/LIVE-1/apps.v1.Deployment.argocd.argocd-server and "
+        "/tmp/MERGED-2/apps.v1.Deployment.argocd.argocd-server differ\n"
     )
-    assert [str(o) for o in argocd.changed_objects(output, manifest, "argocd")] == [
+    assert argocd.changed_objects(output) == [
         "ConfigMap/argocd-cm",
         "CustomResourceDefinition/applications.argoproj.io",
+        "Deployment/argocd-server",
     ]
+    assert argocd.changed_objects("") == []
 
 
 def test_ingress_object_follows_the_settings() -> None:
