@@ -47,6 +47,16 @@ class InstallState:
     objects: int
     fingerprint: str
     owned: tuple[str, ...] = ()
+    image: str | None = None
+
+    @property
+    def installed_version(self) -> str | None:
+        """The recorded version, else the tag of the image argocd-server runs."""
+        if self.recorded_version is not None:
+            return self.recorded_version
+        if self.image is not None and ":" in self.image:
+            return self.image.rsplit(":", 1)[1]
+        return None
 
     @property
     def drifted(self) -> bool:
@@ -84,10 +94,25 @@ class ArgoCDInstall(FactBase[InstallState | None]):
             "-o",
             QuoteString(f"go-template={template}"),
         )
+        # What argocd-server runs, for installs this deploy did not record (done by hand).
+        image = StringCommand(
+            KUBECTL,
+            "-n",
+            QuoteString(namespace),
+            "get",
+            "deployment",
+            "argocd-server",
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        )
         return StringCommand(
             StringCommand('recorded="$(', record, ')"', _separator=""),
             "&&",
             'echo "recorded ${recorded:-none}" &&',
+            StringCommand('image="$(', image, ')"', _separator=""),
+            "&&",
+            'echo "image ${image:-none}" &&',
             # The listing goes to fd 3, outside the $( ) that catches the fingerprint.
             "{ echo current $(",
             fingerprint_command(namespace),
@@ -106,8 +131,15 @@ class ArgoCDInstall(FactBase[InstallState | None]):
         version, manifest_sha, recorded_fingerprint = (recorded + [None, None, None])[:3]
         if version == "none":
             version = None
+        image = lines.get("image", "none").strip()
         return InstallState(
-            version, manifest_sha, recorded_fingerprint, int(objects), fingerprint, owned
+            version,
+            manifest_sha,
+            recorded_fingerprint,
+            int(objects),
+            fingerprint,
+            owned,
+            None if image == "none" else image,
         )
 
 

@@ -60,9 +60,10 @@ def installed(
     wanted_sha = manifest.sha256 if manifest else manifest_sha256
     current = host.get_fact(ArgoCDInstall, namespace=namespace)
     if current is not None:
-        if argocd.is_downgrade(current.recorded_version, version) and not allow_downgrade:
+        installed = current.installed_version
+        if argocd.is_downgrade(installed, version) and not allow_downgrade:
             raise OperationError(
-                f"refusing to downgrade Argo CD from {current.recorded_version} to {version}; "
+                f"refusing to downgrade Argo CD from {installed} to {version}; "
                 "set argocd_allow_downgrade: true in argocd/vars.yml to force it"
             )
         same_release = current.recorded_version == version and (

@@ -130,6 +130,19 @@ def test_a_downgrade_is_refused_unless_forced(
     assert record["data"]["version"] == "v3.5.1"
 
 
+def test_a_downgrade_of_an_unrecorded_install_is_refused_too(
+    operator: Operator, site_copy: Callable[..., Operator]
+) -> None:
+    # As if Argo CD had been installed by hand: no record, the running image tells the version.
+    operator.kubectl(*CONTEXT, "-n", "argocd", "delete", "configmap", argocd.RECORD_CONFIGMAP)
+    older = site_copy(pin("v3.4.7"))
+    result = older.run(PYINFRA, "-y", "inventories/lab.py", "deploys/argocd.py", check=False)
+    assert result.returncode != 0
+    assert "refusing to downgrade Argo CD from v3.5.1 to v3.4.7" in result.stdout + result.stderr
+    operator.deploy(deploy_file="deploys/argocd.py")
+    assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+
+
 def test_dry_run_on_a_changed_pin_lists_objects_and_changes_nothing(
     operator: Operator, site_copy: Callable[..., Operator]
 ) -> None:
