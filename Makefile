@@ -20,11 +20,14 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-.PHONY: help deps
+.PHONY: help deps prereqs
 help: ## this list
 	@grep -hE '^[a-zA-Z0-9/_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
 
 deps: $(VENV)/.installed ## create .venv with the pinned requirements
+
+prereqs: ## install the lab's Debian packages when root, or say in one line what to run
+	@bash lab/prerequisites.sh
 
 # --- site -------------------------------------------------------------------------------------
 .PHONY: site/validate site/inventory/render
@@ -90,7 +93,7 @@ argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
 
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo
-lab-up: deps ## boot the lab hosts (builds what is missing; needs root)
+lab-up: deps prereqs ## boot the lab hosts (builds what is missing; needs root)
 	$(PY) -m lab up
 
 lab-down: deps ## stop the lab and remove every container, mount and link it left
@@ -102,7 +105,7 @@ lab-ssh: deps ## shell on a lab host: make lab-ssh HOST=argocd
 lab-status: deps ## which lab hosts are running
 	$(PY) -m lab status
 
-demo: deps ## bring the lab up, deploy to it, show contexts and state
+demo: deps prereqs ## bring the lab up, deploy to it, show contexts and state
 	$(PY) -m lab up
 	$(PYINFRA) -y inventories/lab.py deploy.py
 	$(MAKE) --no-print-directory SITE=lab demo/report
@@ -119,6 +122,7 @@ demo/report:
 # --- checks -----------------------------------------------------------------------------------
 .PHONY: test lint
 test: deps ## the test suite (lab tests need root; under CI=true they never skip)
+	@bash lab/prerequisites.sh || [ "$${CI:-}" != true ]
 	$(PY) -m pytest
 
 lint: deps ## ruff and mypy

@@ -52,7 +52,7 @@ def installed(
         argocd.installed(
             name="Install Argo CD v3.5.1",
             version="v3.5.1",
-            manifest_file="../shared/argocd/install-v3.5.1.yaml",
+            manifest_file="manifests/argocd/install-v3.5.1.yaml",
             manifest_sha256="795a3a97...",
         )
     """

@@ -20,7 +20,7 @@ from tests.lab.operator import PYINFRA, Operator, changed_operations
 from tirosh import argocd
 
 pytestmark = pytest.mark.lab
-SHARED = config.REPO_ROOT.parent / "shared" / "argocd"
+MANIFESTS = config.REPO_ROOT / "manifests" / "argocd"
 CONTEXT = ("--context", "lab/k3s")
 INSTALL_OP = "Install Argo CD v3.5.1 (server-side apply)"
 
@@ -47,7 +47,7 @@ def site_copy(operator: Operator, tmp_path: Path) -> Callable[[dict[str, object]
 
 
 def pin(version: str) -> dict[str, object]:
-    path = SHARED / f"install-{version}.yaml"
+    path = MANIFESTS / f"install-{version}.yaml"
     return {
         "argocd_version": version,
         "argocd_manifest_file": str(path),
@@ -56,7 +56,7 @@ def pin(version: str) -> dict[str, object]:
 
 
 def test_every_manifest_object_exists_under_the_deploys_field_manager(operator: Operator) -> None:
-    manifest = argocd.read_manifest(SHARED / "install-v3.5.1.yaml")
+    manifest = argocd.read_manifest(MANIFESTS / "install-v3.5.1.yaml")
     for kind in sorted({o.kind for o in manifest.objects}):
         listing = kubectl_json(
             operator, "get", argocd.RESOURCES[kind], "-n", "argocd", "--show-managed-fields"
@@ -276,7 +276,7 @@ def test_objects_a_newer_manifest_drops_are_pruned(
     operator: Operator, site_copy: Callable[..., Operator], tmp_path: Path
 ) -> None:
     """A manifest without one NetworkPolicy stands for a release that dropped an object."""
-    documents = (SHARED / "install-v3.5.1.yaml").read_text().split("\n---\n")
+    documents = (MANIFESTS / "install-v3.5.1.yaml").read_text().split("\n---\n")
     dropped = "NetworkPolicy/argocd-redis-network-policy"
     kept = [
         d

@@ -45,7 +45,7 @@ from tirosh.port_forward import (
 pytestmark = pytest.mark.lab
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-MANIFEST = REPO_ROOT.parent / "shared" / "argocd" / "install-v3.5.1.yaml"
+MANIFEST = REPO_ROOT / "manifests" / "argocd" / "install-v3.5.1.yaml"
 CONTEXT = "default"  # what the stand-in (like k3s) names its context
 NAMESPACE = "argocd"
 

@@ -14,7 +14,7 @@ from lab import config, hosts
 from tests.lab.operator import Operator
 
 pytestmark = pytest.mark.lab
-MANIFEST = config.REPO_ROOT.parent / "shared" / "argocd" / "install-v3.5.1.yaml"
+MANIFEST = config.REPO_ROOT / "manifests" / "argocd" / "install-v3.5.1.yaml"
 RKE2 = config.host("rke2-gpu")
 
 

@@ -8,11 +8,11 @@ import pytest
 
 from tirosh import argocd
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "argocd"
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "argocd"
 
 
 def test_official_manifest_parses_into_its_59_objects() -> None:
-    manifest = argocd.read_manifest(SHARED / "install-v3.5.1.yaml")
+    manifest = argocd.read_manifest(MANIFESTS / "install-v3.5.1.yaml")
     assert manifest.sha256 == "795a3a972224da6a7f9d32c3e946445f062b60fb46028476715affeb688236e3"
     assert len(manifest.objects) == 59
     assert argocd.ManifestObject("CustomResourceDefinition", "applicationsets.argoproj.io") in (

@@ -1,0 +1,62 @@
+"""The repository is self-contained and keeps what a run writes out of git."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests" / "argocd"
+
+
+def _tracked_files() -> list[Path]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    return [REPO / name for name in out.split("\0") if name]
+
+
+def test_vendored_manifests_match_their_pinned_digests() -> None:
+    lines = (MANIFESTS / "SHA256SUMS").read_text().splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        digest, name = line.split()
+        assert hashlib.sha256((MANIFESTS / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_no_tracked_file_reads_a_path_outside_the_checkout() -> None:
+    # A clone has no sibling folders: code, site files and tests must not reach for one.
+    outside = re.compile(r"\.\./shared|REPO_ROOT\.parent|parents\[3\]|\.\./\.\./")
+    suffixes = {".py", ".yml", ".yaml", ".toml", ".sh", ".mk"}
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in _tracked_files()
+        if path.suffix in suffixes or path.name in {"Makefile", "run"}
+        if path.is_file() and path != Path(__file__).resolve()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "pyinfra-debug.log",
+        ".env",
+        ".env.local",
+        ".lab/ssh/id_ed25519",
+        "lab.kubeconfig",
+        "config.bak",
+        ".venv/bin/python",
+    ],
+)
+def test_files_a_run_writes_under_the_checkout_are_git_ignored(written: str) -> None:
+    result = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", written], cwd=REPO, check=False
+    )
+    assert result.returncode == 0, f"{written} would show up in git status"
