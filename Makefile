@@ -4,6 +4,17 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SITE ?= tirosh-home
+# SITE names a folder of sites/ and reaches shell commands and paths: refuse anything but the
+# characters the site loader allows, before any recipe (or `$(...)` inside the value) can run.
+_SITE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z \
+	A B C D E F G H I J K L M N O P Q R S T U V W X Y Z 0 1 2 3 4 5 6 7 8 9 . _ -
+_strip = $(if $(1),$(call _strip,$(wordlist 2,$(words $(1)),$(1)),$(subst $(firstword $(1)),,$(2))),$(2))
+ifneq ($(call _strip,$(_SITE_CHARS),$(value SITE))$(filter .% _% -%,$(value SITE)),)
+$(error SITE must name a folder of sites/: letters, digits, '.', '_' or '-', starting with a letter or digit)
+endif
+ifeq ($(value SITE),)
+$(error SITE is empty: name a folder of sites/, e.g. make k3s/status SITE=lab)
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
@@ -56,9 +67,9 @@ k3s/install: deps ## install or upgrade k3s on the management VM
 k3s/status: deps ## k3s service state, version, node, API (on the VM and from here)
 	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- \
 		'systemctl is-active k3s && systemctl is-enabled k3s && k3s --version | head -1 \
-		&& k3s kubectl get nodes -o wide && k3s kubectl get --raw /readyz; echo'
+		&& k3s kubectl get nodes -o wide && k3s kubectl get --raw /readyz && echo'
 	$(KUBECTL) --kubeconfig "$$($(PY) -m tirosh.site get $(SITE) kubeconfig)" \
-		--context "$$($(PY) -m tirosh.site get $(SITE) argocd_context)" get --raw /readyz; echo
+		--context "$$($(PY) -m tirosh.site get $(SITE) argocd_context)" get --raw /readyz && echo
 
 k3s/config: deps ## print /etc/rancher/k3s/config.yaml as it is on the VM
 	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- cat /etc/rancher/k3s/config.yaml

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from tirosh.redact import Redacted
 from tirosh.site import Site, SiteError, Vm, load_site
 
 Host = tuple[str, dict[str, Any]]
@@ -37,7 +38,8 @@ def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]
     if password is not None:
         # For the SSH login only (paramiko; never on a command line). No _sudo_password: pyinfra
         # sends a sudo password inside the remote command, visible in `ps` on the VM.
-        data["ssh_password"] = password
+        # Redacted: pyinfra logs the connection arguments with %r at --debug.
+        data["ssh_password"] = Redacted(password)
     return data
 
 

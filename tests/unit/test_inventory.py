@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tirosh import inventory
 from tirosh.site import load_site
 
 ENV = {"HOME": "/home/op"}
+REPO = Path(__file__).resolve().parents[2]
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 
 
 def test_tirosh_home_has_one_management_vm_and_no_rke2_host() -> None:
@@ -46,3 +53,23 @@ def test_invalid_site_exits_before_any_connection(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "nothing was changed" in err
     assert "environment: K3S_TARGET_NAME:" in err
+
+
+def test_an_asked_password_is_redacted_in_pyinfras_debug_output() -> None:
+    # The real pyinfra CLI and SSH connector; the host is a closed port on loopback, so the
+    # connection fails right after pyinfra logs its arguments (password included) at --debug.
+    canary = "canary-Ssh-Pw-5d1e"
+    result = subprocess.run(
+        [PYINFRA, "-y", "-vvv", "--debug", "tests/inventories/ask_pass.py", "exec", "--", "true"],
+        input=canary + "\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "ASK_PASS": "true"},
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert "Connecting to: 127.0.0.1" in output  # the line that carries the arguments
+    assert "'password': '***'" in output
+    assert canary not in output
