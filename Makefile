@@ -131,7 +131,10 @@ demo/report:
 	-@$(MAKE) --no-print-directory SITE=lab argocd/status
 
 # --- checks -----------------------------------------------------------------------------------
-.PHONY: test lint
+.PHONY: verify test lint
+verify: deps ## testinfra checks of the site's management VM over SSH (reads only)
+	$(PY) -m pytest -q -p no:cacheprovider verify --site $(SITE)
+
 test: deps ## the test suite (lab tests need root; under CI=true they never skip)
 	@bash lab/prerequisites.sh || [ "$${CI:-}" != true ]
 	$(PY) -m pytest
@@ -139,5 +142,5 @@ test: deps ## the test suite (lab tests need root; under CI=true they never skip
 lint: deps ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy tirosh facts operations lab deploys deploy.py tests bench
+	$(VENV)/bin/mypy tirosh facts operations lab deploys deploy.py tests bench verify
 	for f in inventories/*.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
