@@ -142,5 +142,5 @@ test: deps ## the test suite (lab tests need root; under CI=true they never skip
 lint: deps ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy tirosh facts operations lab deploys deploy.py tests bench verify
+	$(VENV)/bin/mypy tirosh local facts operations lab deploys deploy.py tests bench verify
 	for f in inventories/*.py; do $(VENV)/bin/mypy "$$f" || exit 1; done

@@ -13,6 +13,7 @@ from pathlib import Path
 from lab import config, versions
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
+ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
 # Binary name in the cache -> Go package that builds it.
 CONTROL_PLANE = {
@@ -65,11 +66,40 @@ def standin_key() -> str:
     return _key(MODULE_DIR / "go.mod", MODULE_DIR / "go.sum", _standin_ldflags(), *sources)
 
 
-def _go_build(package: str, output: Path, ldflags: str) -> None:
-    env = dict(os.environ, CGO_ENABLED=os.environ.get("CGO_ENABLED", "1"))
+def _go_build(
+    package: str, output: Path, ldflags: str, module: Path = MODULE_DIR, cgo: str = "1"
+) -> None:
+    env = dict(os.environ, CGO_ENABLED=os.environ.get("CGO_ENABLED", cgo))
     cmd = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(output), package]
-    print(f"lab: go build {package}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=MODULE_DIR, env=env, check=True)
+    print(f"lab: go build {package} (in {module.name}/)", file=sys.stderr, flush=True)
+    subprocess.run(cmd, cwd=module, env=env, check=True)
+
+
+def _argocd_ldflags() -> str:
+    # The release's Makefile sets the same variable; -s -w as its images strip the binary.
+    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={versions.ARGOCD}"
+
+
+def argocd_key() -> str:
+    module = ARGOCD_MODULE_DIR
+    return _key(module / "go.mod", module / "go.sum", module / "main.go", _argocd_ldflags())
+
+
+def argocd() -> Path:
+    """The multi-call argocd binary of versions.ARGOCD (argocd-server, -repo-server, ... by argv[0])."""
+    final = config.CACHE_DIR / "argocd" / argocd_key()
+    binary = final / "argocd"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".argocd-", dir=final.parent))
+    try:
+        _go_build(".", staging / "argocd", _argocd_ldflags(), ARGOCD_MODULE_DIR, cgo="0")
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
 
 
 def _build_dir(kind: str, key: str, build: dict[str, tuple[str, str]]) -> Path:

@@ -11,6 +11,8 @@ KINE = "v0.17.5"
 # What the k3s/rke2 stand-ins report for `--version`.
 K3S_STANDIN = "v1.37.2+k3s1"
 RKE2_STANDIN = "v1.37.2+rke2r1"
+# Argo CD built from the Go module proxy (lab/argocd/go.mod must match); the lab runs its Pods.
+ARGOCD = "v3.5.1"
 # The hosts' root filesystem.
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
