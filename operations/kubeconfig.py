@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def pulled(
     site_file: str | Path,
     merge_into: str | Path | None = None,
     current: bool = True,
+    replace: bool | None = None,
 ):
     """
     Pull a k3s/rke2 admin kubeconfig, rename it to one context, write it and merge it locally.
@@ -44,10 +46,15 @@ def pulled(
       ``None`` writes only ``site_file``
     + current: make ``context`` the current context of ``merge_into`` when it has none (an
       existing current context is never changed)
+    + replace: replace a same-named cluster, user or context of ``merge_into`` that points at
+      another server or credentials; default from ``TIROSH_REPLACE_CONTEXTS`` (``true``), else
+      the run stops and names the entries
 
     The file is read over the SSH session with output printing off, so no copy is left on the
     host and the credentials do not appear in pyinfra's output at any verbosity. Entries of
     ``context`` replace same-named ones; every other entry and ``current-context`` are kept.
+    A ``site_file`` or ``merge_into`` that exists and is not a kubeconfig (or is read-only, or
+    not a regular file) stops the run and is left as it is.
 
     **Example:**
 
@@ -62,6 +69,11 @@ def pulled(
             merge_into="~/.kube/config",
         )
     """
+    if replace is None:
+        try:
+            replace = kubeconfig.replace_requested(os.environ)
+        except ValueError as error:
+            raise OperationError(str(error)) from None
     pull = _Pull(
         remote_path=remote_path,
         context=context,
@@ -69,6 +81,7 @@ def pulled(
         site_file=Path(site_file).expanduser(),
         merge_into=None if merge_into is None else Path(merge_into).expanduser(),
         current=current,
+        replace=replace,
     )
     text = read_secret_file(host, remote_path)
     if text is None:
@@ -106,6 +119,7 @@ class _Pull:
     site_file: Path
     merge_into: Path | None
     current: bool
+    replace: bool = False
 
     def desired(self, text: str) -> dict[str, Any]:
         renamed = kubeconfig.rename(kubeconfig.from_text(text), self.context, self.server)
@@ -115,40 +129,63 @@ class _Pull:
         return renamed
 
     def pending(self, text: str) -> list[Path]:
-        """The local files that would change."""
+        """The local files that would change. Refuses (before anything is written) a file that
+        is not a kubeconfig, is read-only or holds same-named entries that point elsewhere."""
         desired = self.desired(text)
         pending = []
-        site_mode = self.site_file.stat().st_mode & 0o777 if self.site_file.exists() else None
-        try:
-            current = kubeconfig.load(self.site_file)
-        except ValueError:
-            current = None  # a damaged copy of the deploy's own file is rewritten
+        current = _load(self.site_file)
+        site_mode = self.site_file.stat().st_mode & 0o777 if current is not None else None
         if current != desired or site_mode != 0o600:
-            pending.append(self.site_file)
+            pending.append(_writable(self.site_file))
         if self.merge_into is not None:
-            try:
-                existing = kubeconfig.load(self.merge_into)
-            except ValueError as error:
-                # The operator's file is never overwritten when it cannot be read as a kubeconfig.
-                raise OperationError(f"{self.merge_into}: {error}; fix or move it first") from None
+            existing = _load(self.merge_into)
+            if existing is not None and not self.replace:
+                if found := kubeconfig.conflicts(existing, desired):
+                    raise OperationError(
+                        f"{self.merge_into}: {'; '.join(found)}; not replaced (set "
+                        f"{kubeconfig.REPLACE_VARIABLE}=true to replace, or rename the context)"
+                    )
             if existing is None or kubeconfig.merge(existing, desired) != existing:
-                pending.append(self.merge_into)
+                pending.append(_writable(self.merge_into))
         return pending
 
 
-def _write(state: State, host: Host, pull: _Pull) -> None:
+def _load(path: Path) -> dict[str, Any] | None:
+    # The operator's files are never overwritten when they cannot be read as a kubeconfig.
+    try:
+        return kubeconfig.load(path)
+    except ValueError as error:
+        raise OperationError(f"{path}: {error}; fix or move it first") from None
+
+
+def _writable(path: Path) -> Path:
+    try:
+        kubeconfig.check_writable(path)
+    except ValueError as error:
+        raise OperationError(f"{path}: {error}") from None
+    return path
+
+
+def _write(state: State, host: Host, pull: _Pull) -> bool:
     # Runs at execute time on the operator machine; reads the file again, never from arguments,
     # so the credentials are not in anything pyinfra prints.
     text = read_secret_file(host, pull.remote_path)
     if text is None:
         raise RuntimeError(f"{pull.remote_path} does not exist on {host.name}")
     desired = pull.desired(text)
-    if kubeconfig.write_if_changed(pull.site_file, desired):
-        logger.info(f"{host.print_prefix}wrote {pull.site_file} (context {pull.context})")
-    if pull.merge_into is not None:
-        result = kubeconfig.merge_into_file(pull.merge_into, desired)
-        if result.changed:
-            backup = f", backup {result.backup}" if result.backup else ""
-            logger.info(
-                f"{host.print_prefix}merged context {pull.context} into {pull.merge_into}{backup}"
-            )
+    path = pull.site_file
+    try:
+        if kubeconfig.write_if_changed(path, desired):
+            logger.info(f"{host.print_prefix}wrote {path} (context {pull.context})")
+        if pull.merge_into is not None:
+            path = pull.merge_into
+            # Checked again under the lock: the file may have changed since the plan.
+            result = kubeconfig.merge_into_file(path, desired, replace=pull.replace)
+            if result.changed:
+                backup = f", backup {result.backup}" if result.backup else ""
+                logger.info(f"{host.print_prefix}merged context {pull.context} into {path}{backup}")
+    except (ValueError, kubeconfig.LockTimeout) as error:
+        # Refused, the file left as it was: a one-line reason instead of a traceback.
+        logger.error(f"{host.print_prefix}{path}: {error}")
+        return False
+    return True

@@ -2,23 +2,42 @@
 operator's kubeconfig, and write it atomically with owner-only permissions.
 
 Everything works on parsed data (never on text), and no function mutates its arguments.
+Files are treated as an operator's own: a target that is not a kubeconfig, not a regular file
+or read-only is refused, never replaced; merges hold the lock kubectl takes (``<file>.lock``)
+and re-read the file under it; same-named entries that point elsewhere are not replaced unless
+the caller says so (``TIROSH_REPLACE_CONTEXTS=true``).
 """
 
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import secrets
 import stat
+import unicodedata
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from tirosh.kubeconfig_lock import LockTimeout, locked
+
 __all__ = [
+    "ConflictError",
+    "LockTimeout",
     "MergeResult",
+    "check_writable",
+    "conflicts",
     "dump",
+    "export_list",
+    "locked",
+    "name_problem",
+    "path_warning",
+    "replace_requested",
     "from_text",
     "load",
     "merge",
@@ -32,13 +51,28 @@ __all__ = [
 SECTIONS: Final = {"clusters": "cluster", "users": "user", "contexts": "context"}
 SECRET_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
+# Top-level keys of a kubeconfig (client-go's v1.Config): a mapping with none of them is some
+# other YAML file (compose file, Helm values) and is never merged into or replaced.
+TOP_KEYS: Final = frozenset(
+    {"apiVersion", "kind", "clusters", "users", "contexts", "current-context", "preferences"}
+)
+MAX_NAME: Final = 253
+REPLACE_VARIABLE: Final = "TIROSH_REPLACE_CONTEXTS"
+# The C loader and dumper (libyaml): a multi-megabyte kubeconfig in well under a second.
+_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: Final = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class ConflictError(ValueError):
+    """A same-named cluster, user or context of the target points elsewhere."""
 
 
 def from_text(text: str) -> dict[str, Any]:
     """Parse kubeconfig YAML. ``clusters``/``users``/``contexts`` that are absent or null (as
     kubectl writes for empty lists) become ``[]``; any other shape raises ValueError."""
     try:
-        data = yaml.safe_load(text)
+        with _no_gc():
+            data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         # Only the position: the parser's message quotes the offending line, which in a
         # kubeconfig may be a piece of a client key.
@@ -47,6 +81,10 @@ def from_text(text: str) -> dict[str, Any]:
         raise ValueError(f"kubeconfig is not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ValueError(f"kubeconfig must be a mapping, got {type(data).__name__}")
+    if data and not TOP_KEYS.intersection(data):
+        raise ValueError("is YAML but not a kubeconfig (no apiVersion, kind, clusters, contexts)")
+    if data.get("kind", "Config") != "Config":
+        raise ValueError(f"is not a kubeconfig: kind is {data['kind']!r}, not Config")
     for section in SECTIONS:
         entries = data.get(section)
         if entries is None:
@@ -59,20 +97,77 @@ def from_text(text: str) -> dict[str, Any]:
 
 
 def load(path: Path) -> dict[str, Any] | None:
-    """The parsed kubeconfig at path; None when the file is missing or empty."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The parsed kubeconfig at path; None when the file is missing or empty. A FIFO, device,
+    socket or directory raises ValueError at once (never blocks), as does text that is not a
+    kubeconfig."""
+    data = _read_regular(path)
+    if data is None:
         return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("is not a kubeconfig (not UTF-8 text)") from None
     if not text.strip():
         return None
     return from_text(text)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    # O_NONBLOCK: opening a FIFO without a writer returns at once instead of hanging; fstat on
+    # the open descriptor then decides, so nothing can be swapped in between.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ValueError("is a directory, not a kubeconfig file") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"is a {_file_kind(mode)}, not a regular kubeconfig file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def check_writable(path: Path) -> None:
+    """Raise ValueError when an existing file at path is read-only for its owner or for us.
+
+    An atomic write replaces the file by rename, which the directory allows whatever the file's
+    mode: an operator who made the file read-only would lose it silently. Root passes
+    ``os.access`` for any file, hence the explicit owner-write bit."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not info.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        raise ValueError(
+            f"is read-only (mode {stat.S_IMODE(info.st_mode):04o}); it is not replaced: make it "
+            "writable (chmod u+w) or point the site at another file"
+        )
 
 
 def rename(config: dict[str, Any], name: str, server: str) -> dict[str, Any]:
     """A copy of a single-cluster kubeconfig (as k3s and rke2 write it, everything named
     ``default``) whose cluster, user and context are all called ``name``, whose context points
     at them, whose cluster talks to ``server`` and whose current-context is ``name``."""
+    if problem := name_problem(name):
+        raise ValueError(f"context name {name!r} {problem}")
     result = copy.deepcopy(config)
     for section, body in SECTIONS.items():
         entries = result.get(section)
@@ -147,7 +242,21 @@ def _named_entries(config: dict[str, Any], section: str) -> list[dict[str, Any]]
 
 
 def dump(config: dict[str, Any]) -> str:
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    with _no_gc():
+        return str(yaml.dump(config, Dumper=_DUMPER, sort_keys=False, default_flow_style=False))
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    # Building a multi-megabyte document allocates millions of small objects and none of them
+    # is garbage: the cycle collector's passes over them doubled the time of a 14 MB load.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _real_path(path: Path) -> Path:
@@ -212,25 +321,34 @@ class MergeResult:
 
 
 def merge_into_file(
-    path: Path, incoming: dict[str, Any], backup_suffix: str = ".bak"
+    path: Path, incoming: dict[str, Any], backup_suffix: str = ".bak", replace: bool = False
 ) -> MergeResult:
-    """Merge incoming into the kubeconfig at path. Nothing is written when the merge changes
-    nothing; otherwise the previous file is first copied to ``path + backup_suffix`` (0600).
-    An existing file that is not a valid kubeconfig raises ValueError and is left alone."""
-    path = _real_path(path)
-    existing = load(path)
-    merged = merge(existing, incoming)
-    if existing is not None and merged == existing:
-        return MergeResult(changed=False, backup=None)
-    backup: Path | None = None
-    if path.exists():
-        backup = path.with_name(path.name + backup_suffix)
-        # Several merges in one run (k3s, then rke2) keep the backup of the file as it was
-        # before the run, not of the first merge's result.
-        if path not in _backed_up:
-            _write_bytes_atomic(backup, path.read_bytes(), SECRET_MODE)
-            _backed_up.add(path)
-    write_atomic(path, dump(merged))
+    """Merge incoming into the kubeconfig at path, holding ``<path>.lock`` as kubectl does and
+    reading the file again under it. Nothing is written when the merge changes nothing;
+    otherwise the previous file is first copied to ``path + backup_suffix`` (0600).
+
+    Raises ValueError (the file is left alone) when the file is not a regular file, not a
+    kubeconfig, or read-only; ConflictError when a same-named entry points elsewhere and
+    ``replace`` is false; LockTimeout when the lock stays taken."""
+    _make_private_dirs(path.parent)
+    with locked(path):
+        real = _real_path(path)
+        existing = load(real)
+        if existing is not None and not replace and (found := conflicts(existing, incoming)):
+            raise ConflictError("; ".join(found) + f" (set {REPLACE_VARIABLE}=true to replace)")
+        merged = merge(existing, incoming)
+        if existing is not None and merged == existing:
+            return MergeResult(changed=False, backup=None)
+        check_writable(real)
+        backup: Path | None = None
+        if real.exists():
+            backup = real.with_name(real.name + backup_suffix)
+            # Several merges in one run (k3s, then rke2) keep the backup of the file as it was
+            # before the run, not of the first merge's result.
+            if real not in _backed_up:
+                _write_bytes_atomic(backup, real.read_bytes(), SECRET_MODE)
+                _backed_up.add(real)
+        write_atomic(real, dump(merged))
     return MergeResult(changed=True, backup=backup)
 
 
@@ -245,17 +363,128 @@ def new_run() -> None:
 
 def write_if_changed(path: Path, config: dict[str, Any]) -> bool:
     """Write config to path (0600) unless it already holds the same data with mode 0600;
-    a file with the right content but a wider mode only gets a chmod. True if anything changed."""
-    path = _real_path(path)
-    try:
-        current = load(path)
-    except ValueError:
-        current = None  # A corrupt copy of our own file is simply rewritten.
-    # Compare as the file would read back, so e.g. `users: null` equals `users: []`.
-    if current is not None and current == from_text(dump(config)):
-        if stat.S_IMODE(path.stat().st_mode) == SECRET_MODE:
-            return False
-        os.chmod(path, SECRET_MODE)
-        return True
-    write_atomic(path, dump(config))
+    a file with the right content but a wider mode only gets a chmod. True if anything changed.
+
+    An existing file that is not a kubeconfig (an ``authorized_keys``, a shell rc file), not a
+    regular file, or read-only raises ValueError and is left alone."""
+    _make_private_dirs(path.parent)
+    with locked(path):
+        real = _real_path(path)
+        current = load(real)
+        # Compare as the file would read back, so e.g. `users: null` equals `users: []`.
+        if current is not None and current == from_text(dump(config)):
+            if stat.S_IMODE(real.stat().st_mode) == SECRET_MODE:
+                return False
+            os.chmod(real, SECRET_MODE)
+            return True
+        check_writable(real)
+        write_atomic(real, dump(config))
     return True
+
+
+# --------------------------------------------------------------------------- names and conflicts
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a cluster/user/context name, or None. kubectl takes any string,
+    but a newline or NUL breaks the YAML readers of other tools and the shell prompts that
+    show the context; leading spaces make two names look alike."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return f"contains the control character U+{ord(char):04X}"
+    if name != name.strip():
+        return "has leading or trailing whitespace"
+    return None
+
+
+def _by_name(config: Mapping[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    entries = config.get(section) or []
+    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+
+def _body(entry: Mapping[str, Any], key: str) -> dict[str, Any]:
+    body = entry.get(key)
+    return body if isinstance(body, dict) else {}
+
+
+def _ref(entry: Mapping[str, Any], key: str) -> str | None:
+    # The cluster or user a context names; anything but a string names nothing.
+    value = _body(entry, "context").get(key)
+    return value if isinstance(value, str) else None
+
+
+def conflicts(existing: Mapping[str, Any], incoming: Mapping[str, Any]) -> list[str]:
+    """Same-named entries of ``existing`` that ``incoming`` would replace although they point
+    elsewhere. A cluster is ours when it talks to the same server; a user or context is ours
+    when one of its contexts ties it to such a cluster (a k3s reinstall rotates the
+    credentials but keeps the server), or when it is already identical."""
+    old = {section: _by_name(existing, section) for section in SECTIONS}
+    new = {section: _by_name(incoming, section) for section in SECTIONS}
+    found: list[str] = []
+    same_server: set[str] = set()
+    for name, entry in new["clusters"].items():
+        if name not in old["clusters"]:
+            continue
+        before = _body(old["clusters"][name], "cluster").get("server")
+        if before == _body(entry, "cluster").get("server"):
+            same_server.add(name)
+        else:
+            found.append(f"cluster {name!r} points at {before!r}, not this site's server")
+    ours_users = {
+        _ref(c, "user") for c in old["contexts"].values() if _ref(c, "cluster") in same_server
+    }
+    for name, entry in new["users"].items():
+        if name in old["users"] and old["users"][name] != entry and name not in ours_users:
+            found.append(f"user {name!r} holds other credentials")
+    for name, entry in new["contexts"].items():
+        before_ctx = old["contexts"].get(name)
+        if before_ctx is None or before_ctx == entry:
+            continue
+        if _ref(before_ctx, "cluster") not in same_server:
+            target = _body(before_ctx, "context").get("cluster")
+            found.append(f"context {name!r} points at cluster {target!r}")
+    return found
+
+
+def replace_requested(environ: Mapping[str, str]) -> bool:
+    """``TIROSH_REPLACE_CONTEXTS``: "true" replaces entries that point elsewhere; unset, empty
+    or "false" refuses them. Anything else raises ValueError (a typo must not replace)."""
+    value = environ.get(REPLACE_VARIABLE, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ValueError(f"{REPLACE_VARIABLE} must be true or false, got {value!r}")
+    return value == "true"
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def path_warning(key: str, text: str, resolved: Path, home: str | None) -> str | None:
+    """A warning for a kubeconfig path the operator may not mean: a relative one (it lands in
+    whatever directory the command runs from, or the checkout) or one outside the home
+    directory (another user's file, a system path)."""
+    if not text.startswith(("/", "~")):
+        return f"{key} {text!r} is a relative path; it resolves to {resolved}"
+    if home and not Path(os.path.abspath(resolved)).is_relative_to(os.path.abspath(home)):
+        return f"{key} {resolved} is outside the home directory {home}"
+    return None
+
+
+def export_list(first: list[Path], site_files: list[Path]) -> str:
+    """A KUBECONFIG value: ``first`` (the files the operator's KUBECONFIG already lists, or the
+    merge target), then the site's own files, each once. kubectl writes to the first file and
+    reads contexts from all of them. A path holding ``:`` cannot be listed: ValueError."""
+    seen: set[str] = set()
+    entries: list[str] = []
+    for path in [*first, *site_files]:
+        text = str(path)
+        if os.pathsep in text:
+            raise ValueError(f"{text} contains {os.pathsep!r} and cannot be listed in KUBECONFIG")
+        key = os.path.realpath(text)
+        if key not in seen:
+            seen.add(key)
+            entries.append(text)
+    return os.pathsep.join(entries)

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from tirosh import kubeconfig
+
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 only
@@ -603,6 +605,7 @@ def _parse_profile(report: _Report, path: Path) -> _ProfileDraft:
     if kube is not None:
         kube.allow(_KUBE_KEYS)
         draft.kubeconfig = kube.path("kubeconfig", required=True)
+        _warn_kubeconfig_path(kube, "kubeconfig", draft.kubeconfig)  # issue 8
         contexts = kube.table("contexts", required=True)
         if contexts is not None:
             contexts.allow(_CONTEXT_KEYS)
@@ -629,7 +632,18 @@ def _parse_cluster(t: _Table) -> tuple[str | None, Path | None]:
         if reason:
             t.problem("api_server", reason)
             api_server = None
-    return api_server, t.path("kubeconfig_path")
+    path = t.path("kubeconfig_path")
+    _warn_kubeconfig_path(t, "kubeconfig_path", path)  # issue 8
+    return api_server, path
+
+
+def _warn_kubeconfig_path(t: _Table, key: str, path: Path | None) -> None:
+    # issue 8: a relative kubeconfig path, or one outside the home directory, is a warning.
+    text = t.data.get(key)
+    home = t.report.environ.get("HOME")
+    if path is not None and isinstance(text, str):
+        if warning := kubeconfig.path_warning(f"{t.file}: {t.key_path(key)}", text, path, home):
+            t.report.warnings.append(warning)
 
 
 def _parse_profile_argocd(argocd: _Table, draft: _ProfileDraft) -> None:
@@ -889,6 +903,7 @@ def _apply_environment(report: _Report, draft: _ProfileDraft) -> None:
     entries = [entry for entry in env.get("KUBECONFIG", "").split(os.pathsep) if entry]
     if entries:
         draft.kubeconfig = report.resolve(entries[0], cwd)
+        _warn_environment_path(report, "KUBECONFIG", entries[0], draft.kubeconfig)  # issue 8
     if env.get("KUBECTX"):
         draft.argocd_context = env["KUBECTX"]
         draft.context_source = (ENVIRONMENT, "KUBECTX")
@@ -898,6 +913,15 @@ def _apply_environment(report: _Report, draft: _ProfileDraft) -> None:
             draft.target_source = (ENVIRONMENT, variable)
     if env.get("K3S_KUBECONFIG_PATH"):
         draft.k3s_kubeconfig_path = report.resolve(env["K3S_KUBECONFIG_PATH"], cwd)
+        _warn_environment_path(  # issue 8
+            report, "K3S_KUBECONFIG_PATH", env["K3S_KUBECONFIG_PATH"], draft.k3s_kubeconfig_path
+        )
+
+
+def _warn_environment_path(report: _Report, variable: str, text: str, path: Path) -> None:
+    # issue 8: as _warn_kubeconfig_path, for the environment overrides.
+    if warning := kubeconfig.path_warning(variable, text, path, report.environ.get("HOME")):
+        report.warnings.append(warning)
 
 
 # --------------------------------------------------------------------------- cross-file checks
@@ -929,6 +953,8 @@ def _cross_check(
 
 
 def _check_contexts(report: _Report, profile: _ProfileDraft) -> None:
+    if not _check_context_names(report, profile):  # issue 8
+        return
     argocd_ctx, rke2_ctx = profile.argocd_context, profile.rke2_context
     if argocd_ctx is not None and argocd_ctx == rke2_ctx:
         file, key = profile.context_source
@@ -943,6 +969,22 @@ def _check_contexts(report: _Report, profile: _ProfileDraft) -> None:
             f"{cluster_ctx!r} must be kube.contexts.rke2_gpu ({rke2_ctx!r}) "
             f"or kube.contexts.argocd ({argocd_ctx!r})",
         )
+
+
+def _check_context_names(report: _Report, profile: _ProfileDraft) -> bool:
+    """issue 8: context names become cluster, user and context names in the operator's
+    kubeconfig: no control characters, no surrounding spaces, at most 253 characters."""
+    names = {
+        profile.context_source: profile.argocd_context,
+        (profile.file, "kube.contexts.rke2_gpu"): profile.rke2_context,
+        (profile.file, "argocd.cluster_context"): profile.cluster_context,
+    }
+    ok = True
+    for (file, key), name in names.items():
+        if name is not None and (problem := kubeconfig.name_problem(name)):
+            report.add(file, key, f"{problem} (a kubeconfig context name), got {name!r}")
+            ok = False
+    return ok
 
 
 def _check_target(report: _Report, profile: _ProfileDraft, inventory: _InventoryDraft) -> Vm | None:
@@ -1214,7 +1256,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         print(f"site {site.name}: ok ({len(site.vms)} vms)")
     elif args.command == "export":
-        print(f"export KUBECONFIG={shlex.quote(str(site.k3s.kubeconfig_path))}")
+        return _print_export(site)  # issue 8
     elif args.command == "get":
         value: Any = site
         for part in args.key.split("."):
@@ -1233,6 +1275,24 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     else:
         print(json.dumps(to_dict(site), indent=2))
+    return 0
+
+
+def _print_export(site: Site) -> int:
+    """issue 8: ``export KUBECONFIG=<first>:<site files>``. The first entry is the file kubectl
+    writes and this loader merges into (the operator's KUBECONFIG list, else kube.kubeconfig),
+    so later commands in the same shell still validate; the site's files add its contexts."""
+    current = [e for e in os.environ.get("KUBECONFIG", "").split(os.pathsep) if e]
+    first = [Path(e) for e in current] or [site.kubeconfig]
+    files = [site.k3s.kubeconfig_path]
+    if site.rke2_vm is not None:
+        files.append(site.rke2.kubeconfig_path)
+    try:
+        value = kubeconfig.export_list(first, files)
+    except ValueError as error:
+        print(f"site {site.name}: {error}", file=sys.stderr)
+        return 1
+    print(f"export KUBECONFIG={shlex.quote(value)}")
     return 0
 
 

@@ -1097,8 +1097,28 @@ def test_export_prints_the_site_kubeconfig(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", HOME)  # main() reads the process environment
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     assert main(["--repo-root", str(repo), "export", "lab"]) == 0
-    assert capsys.readouterr().out == f"export KUBECONFIG={HOME}/.kube/lab.yml\n"
+    # The merge target first (kubectl writes there), then the site's own files.
+    files = f"{HOME}/.kube/config:{HOME}/.kube/lab.yml:{HOME}/.kube/lab-rke2.yml"
+    assert capsys.readouterr().out == f"export KUBECONFIG={files}\n"
+
+
+def test_the_site_still_validates_after_eval_of_its_export(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # eval "$(make -s k3s/kubeconfig/export)" then any make target: KUBECONFIG is a list whose
+    # first file is the merge target, so the loader's distinct-files check still passes, and a
+    # second export gives the same list.
+    monkeypatch.setenv("HOME", HOME)
+    monkeypatch.setenv("KUBECONFIG", f"{HOME}/.kube/work.yml")
+    assert main(["--repo-root", str(repo), "export", "lab"]) == 0
+    exported = capsys.readouterr().out.removeprefix("export KUBECONFIG=").strip()
+    assert exported.startswith(f"{HOME}/.kube/work.yml:")
+    monkeypatch.setenv("KUBECONFIG", exported)
+    assert main(["--repo-root", str(repo), "validate", "lab"]) == 0
+    assert main(["--repo-root", str(repo), "export", "lab"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"export KUBECONFIG={exported}"
 
 
 def test_require_rke2_fails_plainly_without_an_rke2_vm(
@@ -1198,3 +1218,50 @@ def test_k3s_binary_digest_pin(repo: Path) -> None:
     edit(repo, K3S, f"k3s_sha256: {'a' * 64}", "k3s_sha256: abc")
     (problem,) = problems(repo)
     assert problem.key == "k3s_sha256"
+
+
+# --------------------------------------------------------------------------- issue 8: kubeconfig
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "value", "message"),
+    [
+        ("kube.contexts.argocd", 'argocd = "lab/k3s"', r"lab/k3s\n", "U+000A"),
+        ("kube.contexts.argocd", 'argocd = "lab/k3s"', r"lab\u0000k3s", "U+0000"),
+        ("kube.contexts.rke2_gpu", 'rke2_gpu = "lab/rke2/gpu"', " lab/rke2/gpu", "whitespace"),
+        ("argocd.cluster_context", 'cluster_context = "lab/rke2/gpu"', "x" * 300, "longer"),
+    ],
+)
+def test_context_names_are_checked(
+    repo: Path, key: str, old: str, value: str, message: str
+) -> None:
+    edit(repo, PROFILE, old, f'{old.split(" = ")[0]} = "{value}"')
+    found = [p for p in problems(repo) if p.key == key]
+    assert len(found) == 1 and message in found[0].message
+    assert found[0].file == rel(PROFILE)
+
+
+def test_a_context_name_from_kubectx_is_checked(repo: Path) -> None:
+    problem = only_problem(repo, {"KUBECTX": "lab/k3s\r"})
+    assert (problem.file, problem.key) == ("environment", "KUBECTX")
+
+
+@pytest.mark.parametrize(
+    ("setting", "environ", "warning"),
+    [
+        ('kubeconfig_path = "kube/lab.yml"', {}, "is a relative path"),
+        ('kubeconfig_path = "/etc/lab.yml"', {}, "is outside the home directory"),
+        ("", {"K3S_KUBECONFIG_PATH": "lab.yml"}, "K3S_KUBECONFIG_PATH 'lab.yml' is a relative"),
+        ("", {"KUBECONFIG": "/srv/shared/config"}, "KUBECONFIG /srv/shared/config is outside"),
+    ],
+)
+def test_kubeconfig_paths_outside_home_or_relative_warn(
+    repo: Path, setting: str, environ: dict[str, str], warning: str
+) -> None:
+    edit(repo, PROFILE, "[k3s]\n", f"[k3s]\n{setting}\n")
+    site = load_site("lab", repo, {**ENV, **environ})
+    assert any(warning in w for w in site.warnings), site.warnings
+
+
+def test_kubeconfig_paths_under_home_do_not_warn(repo: Path) -> None:
+    assert load_site("lab", repo, ENV).warnings == ()
