@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-
-from tirosh import kubeconfig
+from tirosh import k3s_config, kubeconfig, strict_yaml
 
 try:
     import tomllib
@@ -76,7 +74,6 @@ _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _K8S_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _K3S_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?\+k3s\d+")
 _ARGOCD_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?")
-_FILE_MODE = re.compile(r"[0-7]{3,4}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING: Final = object()
 
@@ -496,23 +493,14 @@ def _read_toml(report: _Report, path: Path) -> _Table | None:
     return _Table(report, report.rel(path), data)
 
 
-def _yaml_error(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}"
-        context = f" ({exc.context})" if exc.context else ""
-        return f"invalid YAML at {where}: {exc.problem}{context}"
-    return f"invalid YAML: {_one_line(str(exc))}"
-
-
 def _read_yaml(report: _Report, path: Path) -> _Table | None:
     text = _read_file(report, path)
     if text is None:
         return None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        report.add(report.rel(path), "-", _yaml_error(exc))
+        data = strict_yaml.load(text)  # issue 8: no duplicate keys, anchors, aliases, deep nesting
+    except ValueError as exc:
+        report.add(report.rel(path), "-", str(exc))
         return None
     if data is None:
         data = {}  # An empty file is an empty mapping: its missing keys are reported one by one.
@@ -770,47 +758,32 @@ def _parse_k3s_vars(report: _Report, path: Path) -> _K3sDraft:
     return draft
 
 
-_SECRET_FLAGS: Final = {
-    "token": "token-file (a 0600 file on the VM)",
-    "agent-token": "agent-token-file (a 0600 file on the VM)",
-    "etcd-s3-secret-key": "an etcd-s3-config-secret",
-}
-
-
 def _check_k3s_config(t: _Table, draft: _K3sDraft) -> None:
-    """Check the k3s flags whose mistakes break the bootstrap; other flags are free-form."""
-    for key in t.data:
-        if not isinstance(key, str):
-            t.problem(str(key), "k3s flag names must be strings")
-        elif key in _SECRET_FLAGS:
-            # Site files are committed and config.yaml shows in --diff: keep secrets out of both.
-            t.problem(key, f"secrets do not belong in site files; use {_SECRET_FLAGS[key]}")
-        elif key == "datastore-endpoint" and "@" in str(t.data[key]):
-            t.problem(
-                key,
-                "holds credentials; secrets do not belong in site files "
-                "(k3s reads K3S_DATASTORE_ENDPOINT from /etc/systemd/system/k3s.service.env)",
-            )
-    if "write-kubeconfig-mode" in t.data:
-        mode = t.data["write-kubeconfig-mode"]
-        # YAML 1.1 reads an unquoted 0644 as the integer 420, which k3s would misread.
-        if not isinstance(mode, str) or not _FILE_MODE.fullmatch(mode):
-            t.problem("write-kubeconfig-mode", 'must be a quoted octal string such as "0644"')
-        elif int(mode, 8) & 0o077:
-            t.report.warnings.append(
-                f"k3s_config.write-kubeconfig-mode {mode} lets other users on the VM read the "
-                "cluster-admin kubeconfig; the deploy reads it as root and does not need that"
-            )
-    draft.sans = _hosts(t, "tls-san", is_host, "an IP address or DNS name")
+    """Check the k3s flags whose mistakes break the bootstrap or leak a secret; other flags are
+    free-form. issue 8: keys are first normalised as k3s reads them (``token+``, ``t``,
+    ``--token`` are all the token flag), values refused where k3s cannot take them."""
+    flags = k3s_config.normalise(t.data)
+    for key, problem in flags.problems:
+        t.problem(key, problem)
+    if mode_problem := k3s_config.write_kubeconfig_mode_problem(flags):
+        t.problem(flags.written_as["write-kubeconfig-mode"], mode_problem)
+    elif (mode := flags.values.get("write-kubeconfig-mode")) and int(mode, 8) & 0o077:
+        t.report.warnings.append(
+            f"k3s_config.write-kubeconfig-mode {mode} lets other users on the VM read the "
+            "cluster-admin kubeconfig; the deploy reads it as root and does not need that"
+        )
+    # The rest reads the flags by the names k3s gives them.
+    n = _Table(t.report, t.file, flags.values, t.prefix)
+    draft.sans = _hosts(n, "tls-san", is_host, "an IP address or DNS name")
     for key in ("node-ip", "node-external-ip"):
-        draft.node_addresses += _hosts(t, key, is_ip_address, "an IP address")
-    advertise = t.string("advertise-address")
+        draft.node_addresses += _hosts(n, key, is_ip_address, "an IP address")
+    advertise = n.string("advertise-address")
     if advertise is not None:
         if is_ip_address(advertise):
             draft.node_addresses.append(advertise)
         else:
-            t.problem("advertise-address", f"must be an IP address, got {advertise!r}")
-    draft.disable = _flag_list(t, "disable")
+            n.problem("advertise-address", f"must be an IP address, got {advertise!r}")
+    draft.disable = _flag_list(n, "disable")
 
 
 def _flag_list(t: _Table, key: str) -> list[str]:

@@ -76,7 +76,7 @@ k3s_config:
   node-ip: 10.0.0.10
   disable:
     - servicelb
-  some-future-flag: {nested: [1, 2]}
+  some-future-flag: [1, two]
 """,
     ARGOCD: """\
 argocd_ingress_enabled: true
@@ -155,8 +155,8 @@ def test_valid_site_resolves_values_and_defaults(repo: Path) -> None:
     assert site.k3s.airgap_dir is None
     assert site.k3s.api_server == "https://k3s.lab.example:6443"
     assert site.k3s.kubeconfig_path == Path(HOME, ".kube/lab.yml")
-    # k3s_config is free-form: unknown flags and nested values are passed through.
-    assert site.k3s.config["some-future-flag"] == {"nested": [1, 2]}
+    # k3s_config is free-form: unknown flags are passed through (nested mappings are refused).
+    assert site.k3s.config["some-future-flag"] == [1, "two"]
     assert site.k3s.config["write-kubeconfig-mode"] == "0600"
     assert site.rke2.api_server == "https://10.0.0.20:6443"
     assert site.rke2.kubeconfig_path == Path(HOME, ".kube/lab-rke2.yml")
@@ -738,7 +738,7 @@ def test_disable_of_wrong_type(repo: Path) -> None:
     edit(repo, K3S, "  disable:\n    - servicelb\n", "  disable: {traefik: true}\n")
     problem = only_problem(repo)
     assert problem.key == "k3s_config.disable"
-    assert "string or a list of strings" in problem.message
+    assert "not a mapping" in problem.message
 
 
 # --------------------------------------------------------------------------- api servers
@@ -1265,3 +1265,41 @@ def test_kubeconfig_paths_outside_home_or_relative_warn(
 
 def test_kubeconfig_paths_under_home_do_not_warn(repo: Path) -> None:
     assert load_site("lab", repo, ENV).warnings == ()
+
+
+# --------------------------------------------------------------------------- issue 8: k3s_config
+
+
+def test_tls_san_written_with_append_counts_for_the_certificate(repo: Path) -> None:
+    edit(repo, K3S, "  tls-san:\n", "  tls-san+:\n")
+    assert load_site("lab", repo, ENV).k3s.config["tls-san+"] == ["k3s.lab.example", "10.0.0.10"]
+    edit(repo, PROFILE, "https://k3s.lab.example:6443", "https://other.lab.example:6443")
+    assert "not in the k3s certificate" in only_problem(repo).message
+
+
+def test_node_ip_under_its_alias_is_a_certified_address(repo: Path) -> None:
+    edit(repo, K3S, "  node-ip: 10.0.0.10\n", "  i: 192.0.2.7\n")
+    edit(repo, PROFILE, "https://k3s.lab.example:6443", "https://192.0.2.7:6443")
+    assert load_site("lab", repo, ENV).k3s.api_server == "https://192.0.2.7:6443"
+
+
+@pytest.mark.parametrize("key", ["t", "token+", "--token", "agent-token+"])
+def test_token_spellings_are_refused_by_the_loader(repo: Path, key: str) -> None:
+    append(repo, K3S, f"  {key}: K10fake::server:s3cr3t\n")
+    problem = only_problem(repo)
+    assert (problem.file, problem.key) == (rel(K3S), f"k3s_config.{key}")
+    assert "secrets do not belong" in problem.message and "s3cr3t" not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (ARGOCD, "argocd_ingress_enabled: false\n", "duplicate key 'argocd_ingress_enabled'"),
+        (K3S, "extra: &a [1]\n", "anchors (&name) are not allowed"),
+    ],
+)
+def test_site_yaml_is_read_strictly(repo: Path, name: str, text: str, message: str) -> None:
+    append(repo, name, text)
+    problem = only_problem(repo)
+    assert (problem.file, problem.key) == (rel(name), "-")
+    assert message in problem.message
