@@ -49,7 +49,7 @@ RESOURCES = {
     "NetworkPolicy": "networkpolicies.networking.k8s.io",
 }
 
-_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -79,18 +79,49 @@ def read_manifest(path: Path) -> Manifest:
 
 
 def parse_manifest(data: bytes) -> Manifest:
+    """The objects of an install manifest; ValueError (one line, with the position for a YAML
+    error) when it is not a stream of Kubernetes objects this deploy manages."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is 10x faster on 1.9 MB
     objects = []
-    for document in yaml.load_all(data, Loader=loader):
+    try:
+        documents = list(yaml.load_all(data, Loader=loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    for document in documents:
         if not document:
             continue
+        if not isinstance(document, dict) or not isinstance(document.get("metadata"), dict):
+            raise ValueError("holds a document that is not a Kubernetes object")
         kind = document.get("kind")
         if kind not in RESOURCES:
             raise ValueError(f"the manifest has a {kind!r}, which this deploy does not manage")
-        if document.get("metadata", {}).get("namespace"):
-            raise ValueError(f"{kind}/{document['metadata']['name']}: sets a namespace")
-        objects.append(ManifestObject(kind, document["metadata"]["name"]))
+        name = document["metadata"].get("name")
+        if not isinstance(name, str):
+            raise ValueError(f"a {kind} has no metadata.name")
+        if document["metadata"].get("namespace"):
+            raise ValueError(f"{kind}/{name}: sets a namespace")
+        objects.append(ManifestObject(kind, name))
     return Manifest(sha256=hashlib.sha256(data).hexdigest(), objects=tuple(objects))
+
+
+def manifest_problem(path: Path, sha256: str | None) -> str | None:
+    """For the site loader: why the manifest file cannot be installed, or None. A pinned file
+    is only hashed (parsing 1.9 MB takes a second, on every command): its content is what the
+    operator pinned, and a broken one still fails the deploy's own parse in one line."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return f"cannot read the manifest: {error.strerror}"
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        return None if digest == sha256 else f"sha256 {digest} is not the pinned {sha256}"
+    try:
+        parse_manifest(data)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def parse_version(version: str) -> tuple[int, int, int] | None:

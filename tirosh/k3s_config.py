@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tirosh.inputs import text_problem
+
 __all__ = ["ALIASES", "SECRET_FLAGS", "Flags", "check_k3s_config", "flag_name", "normalise"]
 
 # The one-letter aliases of k3s server and agent flags (urfave/cli "name,x" / Aliases).
@@ -135,6 +137,8 @@ def _value_problem(key: str, name: str, value: Any) -> tuple[str, str] | None:
 
 
 def _credential_problem(name: str, text: str) -> str | None:
+    if problem := text_problem(text):
+        return problem  # a newline in a value would split it into two k3s arguments' lines
     if "-----BEGIN" in text:
         return "holds PEM data; keys and certificates go in files on the VM"
     if (name in _URL_FLAGS and "@" in text) or _USERINFO.search(text):

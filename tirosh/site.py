@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from tirosh import k3s_config, kubeconfig, strict_yaml
+from tirosh import argocd as argocd_manifest
+from tirosh import inputs, k3s_config, kubeconfig, strict_yaml, urls
 
 try:
     import tomllib
@@ -72,8 +73,9 @@ _SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _K8S_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_K3S_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?\+k3s\d+")
-_ARGOCD_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?")
+# issue 8: re.ASCII, or \d also takes digits of other scripts.
+_K3S_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?\+k3s\d+", re.ASCII)
+_ARGOCD_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING: Final = object()
 
@@ -284,16 +286,6 @@ def _https_url_host(url: str) -> tuple[str | None, str | None]:
     return parts.hostname, None
 
 
-def _http_url_problem(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"must be an http(s):// URL, got {url!r}"
-    return None
-
-
 def _host_port_problem(value: str) -> str | None:
     """Problem with an Argo CD ``server`` (host or host:port; IPv6 in brackets), if any."""
     host, port = value, ""
@@ -306,7 +298,7 @@ def _host_port_problem(value: str) -> str | None:
         host, port = value.split(":")
     if not is_host(host):
         return f"must be an IP address or DNS name (optionally :PORT), got {value!r}"
-    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
         return f"has an invalid port in {value!r}"
     return None
 
@@ -408,6 +400,9 @@ class _Table:
         if not value.strip() and not allow_empty:
             self.problem(key, "must not be empty")
             return None
+        if problem := inputs.text_problem(value):  # issue 8: NUL, newlines, escapes, bidi
+            self.problem(key, problem)
+            return None
         return value
 
     def boolean(self, key: str, *, required: bool = False) -> bool | None:
@@ -448,6 +443,9 @@ class _Table:
                 self.problem(
                     f"{key}[{index}]", f"must be a non-empty string, got {_describe(item)}"
                 )
+                ok = False
+            elif problem := inputs.text_problem(item):  # issue 8
+                self.problem(f"{key}[{index}]", problem)
                 ok = False
         return list(value) if ok else None
 
@@ -616,7 +614,8 @@ def _parse_cluster(t: _Table) -> tuple[str | None, Path | None]:
     t.allow(_CLUSTER_KEYS)
     api_server = t.string("api_server")
     if api_server is not None:
-        _, reason = _https_url_host(api_server)
+        # issue 8: no credentials or stray characters in a URL that lands in kubeconfigs.
+        reason = urls.url_problem(api_server, https_only=True) or _https_url_host(api_server)[1]
         if reason:
             t.problem("api_server", reason)
             api_server = None
@@ -738,8 +737,6 @@ def _parse_k3s_vars(report: _Report, path: Path) -> _K3sDraft:
     if draft.install_source not in INSTALL_SOURCES:
         t.problem("k3s_install_source", f"must be one of {', '.join(INSTALL_SOURCES)}")
     draft.release_url = t.string("k3s_release_url") or DEFAULT_RELEASE_URL
-    if reason := _http_url_problem(draft.release_url):
-        t.problem("k3s_release_url", reason)
     draft.airgap_dir = t.path("k3s_airgap_dir")
     if draft.install_source == "airgap" and "k3s_airgap_dir" not in t.data:
         t.problem("k3s_airgap_dir", "required when k3s_install_source is airgap")
@@ -747,6 +744,9 @@ def _parse_k3s_vars(report: _Report, path: Path) -> _K3sDraft:
     draft.sha256 = t.string("k3s_sha256")
     if draft.sha256 is not None and not _SHA256.fullmatch(draft.sha256):
         t.problem("k3s_sha256", "must be 64 lowercase hex digits (a sha256 digest)")
+    # issue 8: no credentials; plain http only with the binary's digest pinned.
+    if reason := urls.url_problem(draft.release_url, pinned=draft.sha256 is not None):
+        t.problem("k3s_release_url", reason)
     config = t.table("k3s_config")
     if config is not None:
         draft.config = dict(config.data)
@@ -844,17 +844,32 @@ def _parse_argocd_vars(report: _Report, path: Path) -> _ArgoDraft:
         )
     url = t.string("argocd_manifest_url") or DEFAULT_MANIFEST_URL
     draft.manifest_url = url.replace("{version}", draft.version)
-    if reason := _http_url_problem(draft.manifest_url):
-        t.problem("argocd_manifest_url", reason)
     draft.manifest_file = t.path("argocd_manifest_file")
     if draft.manifest_file is not None and "argocd_manifest_url" in t.data:
         report.warnings.append("argocd_manifest_url is ignored: argocd_manifest_file is set")
     draft.manifest_sha256 = t.string("argocd_manifest_sha256")
     if draft.manifest_sha256 is not None and not _SHA256.fullmatch(draft.manifest_sha256):
         t.problem("argocd_manifest_sha256", "must be 64 lowercase hex digits (a sha256 digest)")
+        draft.manifest_sha256 = None
+    _check_manifest_source(t, draft, url)  # issue 8
     draft.rollout_timeout = t.integer("argocd_rollout_timeout", minimum=1)
     draft.allow_downgrade = t.boolean("argocd_allow_downgrade")
     return draft
+
+
+def _check_manifest_source(t: _Table, draft: _ArgoDraft, url: str) -> None:
+    """issue 8: the manifest URL without credentials (plain http only with a pinned sha256);
+    a manifest file that cannot be read or parsed, or does not match its pin, is reported
+    as ``<manifest file>: -: problem``."""
+    pinned = draft.manifest_sha256 is not None or draft.manifest_file is not None
+    # The version is checked on its own; a valid one is URL-safe.
+    if reason := urls.url_problem(url.replace("{version}", "v0.0.0"), pinned=pinned):
+        t.problem("argocd_manifest_url", reason)
+    path = draft.manifest_file
+    if path is not None and (
+        problem := argocd_manifest.manifest_problem(path, draft.manifest_sha256)
+    ):
+        t.report.add(t.report.rel(path), "-", problem)
 
 
 def _k8s_name(t: _Table, key: str, required: bool = False) -> str | None:

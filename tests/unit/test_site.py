@@ -131,6 +131,12 @@ def rel(name: str) -> str:
     return f"sites/lab/{name}"
 
 
+def write_manifest(path: Path, text: str = "kind: ServiceAccount\nmetadata: {name: a}\n") -> None:
+    # The loader reads a manifest file when there is no sha256 pin (issue 8).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 # --------------------------------------------------------------------------- valid sites
 
 
@@ -933,6 +939,7 @@ def test_manifest_url_and_file(repo: Path) -> None:
     assert argocd.allow_downgrade is True
     assert argocd.ingress_tls_secret_name == "gitops-tls"
     append(repo, ARGOCD, "argocd_manifest_file: vendor/argocd/install.yaml\n")
+    write_manifest(repo / "vendor/argocd/install.yaml")
     site = load_site("lab", repo, ENV)
     assert site.argocd.manifest_file == repo / "vendor/argocd/install.yaml"
     assert any("argocd_manifest_url is ignored" in w for w in site.warnings)
@@ -1063,6 +1070,7 @@ def test_main_render(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_to_dict_is_json_serialisable(repo: Path) -> None:
     append(repo, ARGOCD, "argocd_manifest_file: vendor/install.yaml\n")
+    write_manifest(repo / "vendor/install.yaml")
     data = to_dict(load_site("lab", repo, ENV))
     assert json.loads(json.dumps(data)) == data
     assert data["argocd"]["manifest_file"] == str(repo / "vendor/install.yaml")
@@ -1227,7 +1235,7 @@ def test_k3s_binary_digest_pin(repo: Path) -> None:
     ("key", "old", "value", "message"),
     [
         ("kube.contexts.argocd", 'argocd = "lab/k3s"', r"lab/k3s\n", "U+000A"),
-        ("kube.contexts.argocd", 'argocd = "lab/k3s"', r"lab\u0000k3s", "U+0000"),
+        ("kube.contexts.argocd", 'argocd = "lab/k3s"', r"lab\u0000k3s", "NUL byte"),
         ("kube.contexts.rke2_gpu", 'rke2_gpu = "lab/rke2/gpu"', " lab/rke2/gpu", "whitespace"),
         ("argocd.cluster_context", 'cluster_context = "lab/rke2/gpu"', "x" * 300, "longer"),
     ],
