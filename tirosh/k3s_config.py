@@ -123,7 +123,7 @@ def _value_problem(key: str, name: str, value: Any) -> tuple[str, str] | None:
     items = value if isinstance(value, list) else [value]
     for index, item in enumerate(items):
         where = f"{key}[{index}]" if isinstance(value, list) else key
-        if item is None:
+        if item is None or (isinstance(item, str) and not item.strip()):
             return where, "has no value (k3s would pass an empty flag); remove the key or set it"
         if isinstance(item, Mapping):
             return where, "k3s takes a string, number, boolean or list here, not a mapping"

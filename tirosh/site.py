@@ -77,6 +77,8 @@ _K8S_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _K3S_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?\+k3s\d+", re.ASCII)
 _ARGOCD_VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-rc\d+)?", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# issue 8: a login name as useradd and ssh_config take it (no leading '-', no spaces or '#').
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}", re.ASCII)
 _MISSING: Final = object()
 
 _PROFILE_KEYS: Final = ("kube", "argocd", "k3s", "rke2")
@@ -677,6 +679,10 @@ def _parse_vm(alias: str, t: _Table) -> Vm | None:
     if host is not None and not is_host(host):
         t.problem("ansible_host", f"must be an IP address or DNS name, got {host!r}")
     user = t.string("ansible_user", required=True)
+    if user is not None and not _USER.fullmatch(user):  # issue 8: it lands in ssh_config
+        t.problem(
+            "ansible_user", f"must be a login name (letters, digits, '.', '_', '-'), got {user!r}"
+        )
     become = t.string("ansible_become_user", required=True)
     if become is not None and become != "root":
         # The deploy writes /usr/local/bin, /etc/rancher and systemd units: only root can.
@@ -685,6 +691,8 @@ def _parse_vm(alias: str, t: _Table) -> Vm | None:
             f"must be root (the deploy installs system files), got {become!r}",
         )
     vm_name = t.string("proxmox_vm_name", required=True)
+    if vm_name is not None and not is_dns_name(vm_name):  # issue 8: Proxmox takes DNS names
+        t.problem("proxmox_vm_name", f"must be a DNS name as Proxmox requires, got {vm_name!r}")
     workloads = t.string_list("workloads", required=True)
     for index, workload in enumerate(workloads or []):
         if workload not in WORKLOADS:
@@ -860,7 +868,7 @@ def _parse_argocd_vars(report: _Report, path: Path) -> _ArgoDraft:
 def _check_manifest_source(t: _Table, draft: _ArgoDraft, url: str) -> None:
     """issue 8: the manifest URL without credentials (plain http only with a pinned sha256);
     a manifest file that cannot be read or parsed, or does not match its pin, is reported
-    as ``<manifest file>: -: problem``."""
+    at argocd_manifest_file as ``'<manifest file>': problem``."""
     pinned = draft.manifest_sha256 is not None or draft.manifest_file is not None
     # The version is checked on its own; a valid one is URL-safe.
     if reason := urls.url_problem(url.replace("{version}", "v0.0.0"), pinned=pinned):
@@ -869,7 +877,7 @@ def _check_manifest_source(t: _Table, draft: _ArgoDraft, url: str) -> None:
     if path is not None and (
         problem := argocd_manifest.manifest_problem(path, draft.manifest_sha256)
     ):
-        t.report.add(t.report.rel(path), "-", problem)
+        t.problem("argocd_manifest_file", f"{t.report.rel(path)!r}: {problem}")
 
 
 def _k8s_name(t: _Table, key: str, required: bool = False) -> str | None:

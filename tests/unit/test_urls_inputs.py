@@ -208,8 +208,8 @@ def test_a_malformed_manifest_file_is_a_problem_of_that_file(
     manifest.write_text(text)
     append(repo, ARGOCD, "argocd_manifest_file: manifests/install.yaml\n")
     problem = only_problem(repo)
-    assert (problem.file, problem.key) == ("manifests/install.yaml", "-")
-    assert message in problem.message
+    assert (problem.file, problem.key) == (rel(ARGOCD), "argocd_manifest_file")
+    assert problem.message.startswith("'manifests/install.yaml': ") and message in problem.message
 
 
 def test_a_pinned_manifest_is_checked_against_its_pin(repo: Path) -> None:  # noqa: F811
@@ -217,7 +217,7 @@ def test_a_pinned_manifest_is_checked_against_its_pin(repo: Path) -> None:  # no
     manifest.write_text("kind: ServiceAccount\nmetadata: {name: a}\n")
     append(repo, ARGOCD, f"argocd_manifest_file: install.yaml\nargocd_manifest_sha256: {PIN}\n")
     problem = only_problem(repo)
-    assert problem.file == "install.yaml" and f"is not the pinned {PIN}" in problem.message
+    assert problem.key == "argocd_manifest_file" and f"is not the pinned {PIN}" in problem.message
 
 
 def test_a_broken_pinned_manifest_fails_the_deploy_in_one_line() -> None:
