@@ -134,6 +134,11 @@ class _Pull:
         desired = self.desired(text)
         pending = []
         current = _load(self.site_file)
+        if current is not None and (foreign := kubeconfig.foreign_names(current, desired)):
+            raise OperationError(
+                f"{self.site_file}: holds entries this site does not write ({', '.join(foreign)});"
+                " move it, or set another kubeconfig_path"
+            )
         site_mode = self.site_file.stat().st_mode & 0o777 if current is not None else None
         if current != desired or site_mode != 0o600:
             pending.append(_writable(self.site_file))
@@ -187,5 +192,8 @@ def _write(state: State, host: Host, pull: _Pull) -> bool:
     except (ValueError, kubeconfig.LockTimeout) as error:
         # Refused, the file left as it was: a one-line reason instead of a traceback.
         logger.error(f"{host.print_prefix}{path}: {error}")
+        return False
+    except OSError as error:  # e.g. no permission to create <file>.lock in that directory
+        logger.error(f"{host.print_prefix}{path}: {error.strerror} ({error.filename})")
         return False
     return True

@@ -34,6 +34,7 @@ __all__ = [
     "conflicts",
     "dump",
     "export_list",
+    "foreign_names",
     "locked",
     "name_problem",
     "path_warning",
@@ -365,12 +366,19 @@ def write_if_changed(path: Path, config: dict[str, Any]) -> bool:
     """Write config to path (0600) unless it already holds the same data with mode 0600;
     a file with the right content but a wider mode only gets a chmod. True if anything changed.
 
-    An existing file that is not a kubeconfig (an ``authorized_keys``, a shell rc file), not a
-    regular file, or read-only raises ValueError and is left alone."""
+    An existing file that is not a kubeconfig (an ``authorized_keys``, a shell rc file), holds
+    another cluster's entries, is not a regular file, or is read-only raises ValueError and is
+    left alone."""
     _make_private_dirs(path.parent)
     with locked(path):
         real = _real_path(path)
         current = load(real)
+        if current is not None and (foreign := foreign_names(current, config)):
+            # A per-site file holds one cluster; another's entries mean it is someone's file.
+            raise ValueError(
+                f"holds entries this site does not write ({', '.join(foreign)}); it is not this "
+                "site's kubeconfig: move it, or set another kubeconfig_path"
+            )
         # Compare as the file would read back, so e.g. `users: null` equals `users: []`.
         if current is not None and current == from_text(dump(config)):
             if stat.S_IMODE(real.stat().st_mode) == SECRET_MODE:
@@ -380,6 +388,14 @@ def write_if_changed(path: Path, config: dict[str, Any]) -> bool:
         check_writable(real)
         write_atomic(real, dump(config))
     return True
+
+
+def foreign_names(current: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    found = []
+    for section in SECTIONS:
+        ours = set(_by_name(config, section))
+        found += [f"{section} {name!r}" for name in _by_name(current, section) if name not in ours]
+    return found
 
 
 # --------------------------------------------------------------------------- names and conflicts

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyinfra.api import OperationError
 
+from operations.kubeconfig import _Pull
 from tests.unit.test_kubeconfig import k3s_config, operator_config, renamed
 from tirosh import kubeconfig, kubeconfig_lock
 from tirosh.kubeconfig import (
@@ -101,7 +103,8 @@ def test_a_directory_and_a_device_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("write", ["site file", "merge target"])
 def test_a_read_only_kubeconfig_is_refused_not_replaced(tmp_path: Path, write: str) -> None:
     path = tmp_path / "config"
-    path.write_text(dump(operator_config()))
+    older = rename(k3s_config(label="old"), "lab/k3s", "https://k3s.lab.example:6443")
+    path.write_text(dump(older if write == "site file" else operator_config()))
     path.chmod(0o444)
     before = path.read_bytes()
     with pytest.raises(ValueError, match=r"read-only \(mode 0444\)"):
@@ -364,3 +367,71 @@ def test_path_warnings(tmp_path: Path) -> None:
 def test_export_list_refuses_a_path_with_the_separator(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot be listed"):
         export_list([tmp_path / "a:b"], [])
+
+
+def test_a_site_file_holding_another_clusters_entries_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yml"
+    path.write_text(dump(operator_config()))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="holds entries this site does not write"):
+        write_if_changed(path, renamed())
+    assert path.read_bytes() == before and listing(tmp_path) == ["lab.yml"]
+    # The site's own earlier file (same names, another server) is simply rewritten.
+    path.write_text(dump(renamed(server="https://old:6443")))
+    assert write_if_changed(path, renamed())
+
+
+# --------------------------------------------------------------------------- the operation's plan
+
+
+def pull(tmp_path: Path, replace: bool = False) -> _Pull:
+    return _Pull(
+        remote_path="/etc/rancher/k3s/k3s.yaml",
+        context="lab/k3s",
+        server="https://k3s.lab.example:6443",
+        site_file=tmp_path / "lab.yml",
+        merge_into=tmp_path / "config",
+        current=True,
+        replace=replace,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: (d / "lab.yml").write_text(NOT_KUBECONFIGS["authorized_keys"]), "lab.yml: "),
+        (lambda d: os.mkfifo(d / "config"), "FIFO"),
+        (lambda d: (d / "config").write_text(NOT_KUBECONFIGS["bashrc"]), "fix or move it"),
+        (
+            lambda d: (d / "config").write_text(
+                dump(rename(k3s_config(), "lab/k3s", "https://elsewhere:6443"))
+            ),
+            "TIROSH_REPLACE_CONTEXTS=true",
+        ),
+        (
+            lambda d: (
+                (d / "config").write_text(dump(operator_config())),
+                (d / "config").chmod(0o444),
+            ),
+            "read-only",
+        ),
+    ],
+)
+def test_the_plan_refuses_before_anything_is_written(
+    tmp_path: Path, setup: Any, message: str
+) -> None:
+    setup(tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    with pytest.raises(OperationError, match=message):
+        pull(tmp_path).pending(dump(k3s_config()))
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+
+def test_the_plan_replaces_when_told(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text(
+        dump(rename(k3s_config(), "lab/k3s", "https://elsewhere:6443"))
+    )
+    assert pull(tmp_path, replace=True).pending(dump(k3s_config())) == [
+        tmp_path / "lab.yml",
+        tmp_path / "config",
+    ]
