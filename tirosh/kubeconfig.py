@@ -15,8 +15,7 @@ import gc
 import os
 import secrets
 import stat
-import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,22 @@ from typing import Any, Final
 import yaml
 
 from tirosh.kubeconfig_lock import LockTimeout, locked
+from tirosh.kubeconfig_names import (
+    MAX_NAME,
+    REPLACE_VARIABLE,
+    SECTIONS,
+    conflicts,
+    export_list,
+    foreign_names,
+    name_problem,
+    path_warning,
+    replace_requested,
+)
 
 __all__ = [
+    "MAX_NAME",
+    "REPLACE_VARIABLE",
+    "SECTIONS",
     "ConflictError",
     "LockTimeout",
     "MergeResult",
@@ -48,8 +61,6 @@ __all__ = [
     "write_if_changed",
 ]
 
-# The named lists of a kubeconfig and the key holding each entry's body.
-SECTIONS: Final = {"clusters": "cluster", "users": "user", "contexts": "context"}
 SECRET_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
 # Top-level keys of a kubeconfig (client-go's v1.Config): a mapping with none of them is some
@@ -57,8 +68,6 @@ DIR_MODE: Final = 0o700
 TOP_KEYS: Final = frozenset(
     {"apiVersion", "kind", "clusters", "users", "contexts", "current-context", "preferences"}
 )
-MAX_NAME: Final = 253
-REPLACE_VARIABLE: Final = "TIROSH_REPLACE_CONTEXTS"
 # The C loader and dumper (libyaml): a multi-megabyte kubeconfig in well under a second.
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER: Final = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -388,119 +397,3 @@ def write_if_changed(path: Path, config: dict[str, Any]) -> bool:
         check_writable(real)
         write_atomic(real, dump(config))
     return True
-
-
-def foreign_names(current: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
-    found = []
-    for section in SECTIONS:
-        ours = set(_by_name(config, section))
-        found += [f"{section} {name!r}" for name in _by_name(current, section) if name not in ours]
-    return found
-
-
-# --------------------------------------------------------------------------- names and conflicts
-
-
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a cluster/user/context name, or None. kubectl takes any string,
-    but a newline or NUL breaks the YAML readers of other tools and the shell prompts that
-    show the context; leading spaces make two names look alike."""
-    if not isinstance(name, str) or not name:
-        return "must be a non-empty string"
-    if len(name) > MAX_NAME:
-        return f"is longer than {MAX_NAME} characters"
-    for char in name:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            return f"contains the control character U+{ord(char):04X}"
-    if name != name.strip():
-        return "has leading or trailing whitespace"
-    return None
-
-
-def _by_name(config: Mapping[str, Any], section: str) -> dict[str, dict[str, Any]]:
-    entries = config.get(section) or []
-    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
-
-
-def _body(entry: Mapping[str, Any], key: str) -> dict[str, Any]:
-    body = entry.get(key)
-    return body if isinstance(body, dict) else {}
-
-
-def _ref(entry: Mapping[str, Any], key: str) -> str | None:
-    # The cluster or user a context names; anything but a string names nothing.
-    value = _body(entry, "context").get(key)
-    return value if isinstance(value, str) else None
-
-
-def conflicts(existing: Mapping[str, Any], incoming: Mapping[str, Any]) -> list[str]:
-    """Same-named entries of ``existing`` that ``incoming`` would replace although they point
-    elsewhere. A cluster is ours when it talks to the same server; a user or context is ours
-    when one of its contexts ties it to such a cluster (a k3s reinstall rotates the
-    credentials but keeps the server), or when it is already identical."""
-    old = {section: _by_name(existing, section) for section in SECTIONS}
-    new = {section: _by_name(incoming, section) for section in SECTIONS}
-    found: list[str] = []
-    same_server: set[str] = set()
-    for name, entry in new["clusters"].items():
-        if name not in old["clusters"]:
-            continue
-        before = _body(old["clusters"][name], "cluster").get("server")
-        if before == _body(entry, "cluster").get("server"):
-            same_server.add(name)
-        else:
-            found.append(f"cluster {name!r} points at {before!r}, not this site's server")
-    ours_users = {
-        _ref(c, "user") for c in old["contexts"].values() if _ref(c, "cluster") in same_server
-    }
-    for name, entry in new["users"].items():
-        if name in old["users"] and old["users"][name] != entry and name not in ours_users:
-            found.append(f"user {name!r} holds other credentials")
-    for name, entry in new["contexts"].items():
-        before_ctx = old["contexts"].get(name)
-        if before_ctx is None or before_ctx == entry:
-            continue
-        if _ref(before_ctx, "cluster") not in same_server:
-            target = _body(before_ctx, "context").get("cluster")
-            found.append(f"context {name!r} points at cluster {target!r}")
-    return found
-
-
-def replace_requested(environ: Mapping[str, str]) -> bool:
-    """``TIROSH_REPLACE_CONTEXTS``: "true" replaces entries that point elsewhere; unset, empty
-    or "false" refuses them. Anything else raises ValueError (a typo must not replace)."""
-    value = environ.get(REPLACE_VARIABLE, "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise ValueError(f"{REPLACE_VARIABLE} must be true or false, got {value!r}")
-    return value == "true"
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def path_warning(key: str, text: str, resolved: Path, home: str | None) -> str | None:
-    """A warning for a kubeconfig path the operator may not mean: a relative one (it lands in
-    whatever directory the command runs from, or the checkout) or one outside the home
-    directory (another user's file, a system path)."""
-    if not text.startswith(("/", "~")):
-        return f"{key} {text!r} is a relative path; it resolves to {resolved}"
-    if home and not Path(os.path.abspath(resolved)).is_relative_to(os.path.abspath(home)):
-        return f"{key} {resolved} is outside the home directory {home}"
-    return None
-
-
-def export_list(first: list[Path], site_files: list[Path]) -> str:
-    """A KUBECONFIG value: ``first`` (the files the operator's KUBECONFIG already lists, or the
-    merge target), then the site's own files, each once. kubectl writes to the first file and
-    reads contexts from all of them. A path holding ``:`` cannot be listed: ValueError."""
-    seen: set[str] = set()
-    entries: list[str] = []
-    for path in [*first, *site_files]:
-        text = str(path)
-        if os.pathsep in text:
-            raise ValueError(f"{text} contains {os.pathsep!r} and cannot be listed in KUBECONFIG")
-        key = os.path.realpath(text)
-        if key not in seen:
-            seen.add(key)
-            entries.append(text)
-    return os.pathsep.join(entries)

@@ -1167,8 +1167,8 @@ def _check_kubeconfig_files(report: _Report, site: Site) -> None:
                 report.rel(site.root / PROFILE),
                 key,
                 f"is the same file as {seen[real]} ({path}); each kubeconfig needs its own file "
-                "(KUBECONFIG and K3S_KUBECONFIG_PATH count: e.g. after `make k3s/kubeconfig/export`,"
-                " unset KUBECONFIG before deploying)",
+                "(the first file of KUBECONFIG and K3S_KUBECONFIG_PATH count: KUBECONFIG must "
+                "start with the merge target, as `make k3s/kubeconfig/export` prints it)",
             )
         seen.setdefault(real, key)
 
