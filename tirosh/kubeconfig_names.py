@@ -55,6 +55,8 @@ def name_problem(name: object) -> str | None:
             return f"contains the control character U+{ord(char):04X}"
     if name != name.strip():
         return "has leading or trailing whitespace"
+    if name.startswith("-"):
+        return "must not start with '-' (kubectl --context would read it as an option)"
     return None
 
 

@@ -10,12 +10,15 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyinfra.api import OperationError
 
 from operations.kubeconfig import _Pull
@@ -141,6 +144,7 @@ def test_a_read_only_file_that_needs_no_change_is_fine(tmp_path: Path) -> None:
         ("lab/k3s\t", "U+0009"),
         ("lab/k3s ", "whitespace"),
         ("x" * 254, "longer than 253"),
+        ("-lab/k3s", "must not start with '-'"),
     ],
 )
 def test_bad_context_names_are_refused(name: str, problem: str) -> None:
@@ -435,3 +439,15 @@ def test_the_plan_replaces_when_told(tmp_path: Path) -> None:
         tmp_path / "lab.yml",
         tmp_path / "config",
     ]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.text(min_size=1, max_size=20).filter(lambda name: name_problem(name) is None))
+def test_kubectl_reads_back_every_name_the_check_accepts(name: str) -> None:
+    # Names that pass name_problem survive the merge and kubectl's own reading of the file.
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory, "config")
+        path.write_text(dump(operator_config()))
+        merge_into_file(path, rename(k3s_config(), name, "https://k3s.lab.example:6443"))
+        names = kubectl("--kubeconfig", str(path), "config", "get-contexts", "-o", "name")
+        assert name in names.splitlines()
