@@ -3,12 +3,12 @@
 from pyinfra import host
 
 from operations import argocd
-from tirosh.site import load_site
+from tirosh.site import Site
 
-site = load_site(host.data.site)
+site: Site = host.data.site_model  # validated once, by the inventory
 settings = site.argocd
 
-if host.data.alias == site.target.alias:
+if "management" in host.groups:
     argocd.installed(
         name=f"Install Argo CD {settings.version} (server-side apply)",
         version=settings.version,

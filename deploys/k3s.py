@@ -12,12 +12,12 @@ from pyinfra.operations.util import any_changed
 from facts.k3s import K3sStale
 from operations import k3s
 from tirosh import k3s as k3s_files
-from tirosh.site import load_site
+from tirosh.site import Site
 
-site = load_site(host.data.site)
+site: Site = host.data.site_model  # validated once, by the inventory
 
 # Only the site's target VM (K3S_TARGET_NAME picks another) runs the management cluster.
-if host.data.alias == site.target.alias:
+if "management" in host.groups:
     binary = k3s.binary(
         name=f"Install k3s {site.k3s.version}",
         version=site.k3s.version,

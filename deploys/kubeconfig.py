@@ -8,13 +8,13 @@ from pyinfra import host
 
 from operations import kubeconfig
 from tirosh import k3s
-from tirosh.site import load_site
+from tirosh.site import Site
 
-site = load_site(host.data.site)
+site: Site = host.data.site_model  # validated once, by the inventory
 # `--data kubeconfig_merge=false` (make k3s/kubeconfig) writes only the per-site files.
 merge_into = site.kubeconfig if host.data.get("kubeconfig_merge", True) else None
 
-if host.data.alias == site.target.alias:
+if "management" in host.groups:
     kubeconfig.pulled(
         name=f"Merge kubeconfig context {site.argocd_context}",
         remote_path=k3s.KUBECONFIG_PATH,
@@ -24,7 +24,7 @@ if host.data.alias == site.target.alias:
         merge_into=merge_into,
     )
 
-if site.rke2_vm is not None and host.data.alias == site.rke2_vm.alias:
+if "rke2" in host.groups:
     kubeconfig.pulled(
         name=f"Merge kubeconfig context {site.rke2_context}",
         remote_path="/etc/rancher/rke2/rke2.yaml",

@@ -28,6 +28,7 @@ SETTINGS_MANAGER = "tirosh-infra-settings"
 INGRESS_MANAGER = "tirosh-infra-ingress"
 RECORD_CONFIGMAP = "tirosh-infra-argocd"
 SERVER_INSECURE_ANNOTATION = "tirosh-infra/server.insecure"
+DEFAULT_ARGOCD_VERSION = "v3.5.1"
 DEFAULT_MANIFEST_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"
 )
