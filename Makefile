@@ -94,13 +94,13 @@ rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube
 ARGOCD_WAIT ?=
 argocd/install: deps ## install or upgrade Argo CD, then wait for the rollout and report
 	$(APPLY) --limit management deploys/argocd.py
-	$(PY) -m tirosh.argocd_status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
+	$(PY) -m local.status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
 
 argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
-	$(PY) -m tirosh.argocd_status $(SITE)
+	$(PY) -m local.status $(SITE)
 
 argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
-	$(PY) -m tirosh.port_forward $(SITE)
+	$(PY) -m local.port_forward $(SITE)
 
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo

@@ -9,23 +9,16 @@ from typing import Any
 from pyinfra.api import FactBase, FactProcessError, QuoteString, StringCommand
 from typing_extensions import override
 
+from operations.util import kubectl
 from tirosh import argocd, k3s
-
-KUBECTL = StringCommand(QuoteString(k3s.BINARY_PATH), "kubectl")
 
 
 def fingerprint_command(namespace: str) -> StringCommand:
     """Prints `<objects> <sha256>` of what the deploy's field manager owns in the cluster."""
     resources = ",".join(sorted(argocd.RESOURCES.values()))
-    listing = StringCommand(
-        KUBECTL,
-        "get",
-        QuoteString(resources),
-        "-n",
-        QuoteString(namespace),
-        "--show-managed-fields",
-        "-o",
-        QuoteString(f"go-template={argocd.fingerprint_template()}"),
+    template = QuoteString(f"go-template={argocd.fingerprint_template()}")
+    listing = kubectl.get(
+        resources, options=("-n", QuoteString(namespace), "--show-managed-fields", "-o", template)
     )
     return StringCommand(
         StringCommand('owned="$(', listing, ')"', _separator=""),
@@ -83,28 +76,22 @@ class ArgoCDInstall(FactBase[InstallState | None]):
             '{{with .data}}{{index . "version"}} {{index . "manifest-sha256"}} '
             '{{index . "fingerprint"}}{{end}}'
         )
-        record = StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
+        record = kubectl.get(
             "configmap",
-            QuoteString(argocd.RECORD_CONFIGMAP),
-            "--ignore-not-found",
-            "-o",
-            QuoteString(f"go-template={template}"),
+            argocd.RECORD_CONFIGMAP,
+            namespace=namespace,
+            options=("--ignore-not-found", "-o", QuoteString(f"go-template={template}")),
         )
         # What argocd-server runs, for installs this deploy did not record (done by hand).
-        image = StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
+        image = kubectl.get(
             "deployment",
-            "argocd-server",
-            "--ignore-not-found",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
+            argocd.SERVER_DEPLOYMENT,
+            namespace=namespace,
+            options=(
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ),
         )
         return StringCommand(
             StringCommand('recorded="$(', record, ')"', _separator=""),
@@ -162,16 +149,8 @@ class KubeObject(FactBase[dict[str, Any] | None]):
     def command(self, resource: str, object_name: str, namespace: str) -> StringCommand:
         if resource.split(".")[0] in ("secret", "secrets"):
             raise ValueError("KubeObject must not read Secrets")
-        return StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
-            QuoteString(resource),
-            QuoteString(object_name),
-            "--ignore-not-found",
-            "-o",
-            "json",
+        return kubectl.get(
+            resource, object_name, namespace=namespace, options=("--ignore-not-found", "-o", "json")
         )
 
     @override

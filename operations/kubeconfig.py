@@ -18,7 +18,7 @@ from pyinfra.api import (
     operation,
 )
 
-from facts.secrets import read_secret_file
+from operations.util.quiet import read_secret_file
 from tirosh import kubeconfig
 
 logger = logging.getLogger("pyinfra")

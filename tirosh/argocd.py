@@ -27,7 +27,13 @@ FIELD_MANAGER = "tirosh-infra"
 SETTINGS_MANAGER = "tirosh-infra-settings"
 INGRESS_MANAGER = "tirosh-infra-ingress"
 RECORD_CONFIGMAP = "tirosh-infra-argocd"
+# The deploy records on argocd-server's pod template the server.insecure it rolled out with;
+# argocd-server reads argocd-cmd-params-cm only at start, so a difference means it still runs
+# with the old value until restarted (the status shows "restart pending").
 SERVER_INSECURE_ANNOTATION = "tirosh-infra/server.insecure"
+PARAMS_CONFIGMAP = "argocd-cmd-params-cm"
+SERVER_INSECURE_KEY = "server.insecure"
+SERVER_DEPLOYMENT = "argocd-server"
 DEFAULT_ARGOCD_VERSION = "v3.5.1"
 DEFAULT_MANIFEST_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from tirosh.site import model
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.environment import apply_environment
 from tirosh.site.files import (
@@ -19,19 +20,7 @@ from tirosh.site.files import (
     read_profile,
 )
 from tirosh.site.k3s_vars import K3sDraft, read_k3s_vars
-from tirosh.site.model import (
-    ARGOCD_VARS,
-    INVENTORY,
-    K3S_VARS,
-    PROFILE,
-    ArgoCD,
-    K3s,
-    Problem,
-    Rke2,
-    Site,
-    SiteError,
-    Vm,
-)
+from tirosh.site.model import Problem, Site, SiteError, Vm
 from tirosh.site.reader import Report
 from tirosh.site.values import NAME, url_host
 
@@ -58,10 +47,10 @@ def load_site(
     site_dir = sites_dir / name
     if not site_dir.is_dir():
         raise _unknown_site(name, sites_dir)
-    profile = read_profile(report, site_dir / PROFILE)
-    inventory = read_inventory(report, site_dir / INVENTORY)
-    k3s = read_k3s_vars(report, site_dir / K3S_VARS)
-    argocd = read_argocd_vars(report, site_dir / ARGOCD_VARS)
+    profile = read_profile(report, site_dir / model.PROFILE)
+    inventory = read_inventory(report, site_dir / model.INVENTORY)
+    k3s = read_k3s_vars(report, site_dir / model.K3S_VARS)
+    argocd = read_argocd_vars(report, site_dir / model.ARGOCD_VARS)
     apply_environment(report, profile)
     cross_check(report, profile, inventory, k3s, argocd)
     if report.problems:
@@ -106,17 +95,17 @@ def _build_site(
         argocd_context=profile.kube["argocd_context"],
         rke2_context=profile.kube["rke2_context"],
         vms=dict(vms),
-        k3s=K3s(
+        k3s=model.K3s(
             **k3s.values,
             config=k3s.config,
             api_server=k3s_api,
             kubeconfig_path=profile.k3s.get("kubeconfig_path") or home / f"{name}.yml",
         ),
-        rke2=Rke2(
+        rke2=model.Rke2(
             api_server=rke2_api,
             kubeconfig_path=profile.rke2.get("kubeconfig_path") or home / f"{name}-rke2.yml",
         ),
-        argocd=ArgoCD(**profile.argocd, **argocd.values),
+        argocd=model.ArgoCD(**profile.argocd, **argocd.values),
         warnings=tuple(report.warnings),
     )
 

@@ -1,8 +1,9 @@
-"""Read from a host without pyinfra ever printing what comes back.
+"""The quiet command runner: read from a host without pyinfra ever printing what comes back.
 
 pyinfra prints every fact's output at ``-vvv``. A kubeconfig's client key, or a diff that could
 touch a Secret, must not appear there, so these readers call the connector directly with
 printing off. They only read, like facts, and are safe to call while pyinfra plans (``--dry``).
+Secret-bearing facts (``facts/kubeconfig.py``) run through them as well.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pyinfra.api import Host, QuoteString, StringCommand
 
 
-class SecretReadError(RuntimeError):
+class QuietReadError(RuntimeError):
     """The command failed (permissions, sudo, connection); the message never holds its output."""
 
 
@@ -39,7 +40,7 @@ def read_command_output(host: Host, command: StringCommand, stdin: str | None = 
     ok, output = host.run_shell_command(command, print_output=False, print_input=False, **arguments)
     if not ok:
         # stderr of kubectl or cat names the object or path and the reason, never the content.
-        raise SecretReadError(f"{host.name}: {' '.join(output.stderr_lines)[-500:]}")
+        raise QuietReadError(f"{host.name}: {' '.join(output.stderr_lines)[-500:]}")
     return "\n".join(output.stdout_lines)
 
 

@@ -6,7 +6,7 @@ argocd-server still runs with an older ``server.insecure`` than configured, and,
 workload that is not ready, the latest Events about it. ``summary`` turns that into one screen
 of plain text. Secrets are never read.
 
-Usage: ``python -m tirosh.argocd_status SITE [--wait SECONDS]`` (exit 0 healthy, 1 not, 2 for
+Usage: ``python -m local.status SITE [--wait SECONDS]`` (exit 0 healthy, 1 not, 2 for
 a site or kubeconfig problem).
 """
 
@@ -29,7 +29,13 @@ from urllib.parse import urlsplit
 import urllib3
 from kubernetes import client, config
 
-from tirosh import port_forward
+from local import port_forward
+from tirosh.argocd import (
+    PARAMS_CONFIGMAP,
+    SERVER_DEPLOYMENT,
+    SERVER_INSECURE_ANNOTATION,
+    SERVER_INSECURE_KEY,
+)
 from tirosh.site import Site, load_or_report
 
 __all__ = [
@@ -61,13 +67,6 @@ EXPECTED_WORKLOADS: Final = (
     ("Deployment", "argocd-server"),
     ("StatefulSet", "argocd-application-controller"),
 )
-# The deploy records on argocd-server's pod template the server.insecure it rolled out with;
-# argocd-server reads argocd-cmd-params-cm only at start, so a difference means it still runs
-# with the old value until restarted.
-SERVER_INSECURE_ANNOTATION: Final = "tirosh-infra/server.insecure"
-PARAMS_CONFIGMAP: Final = "argocd-cmd-params-cm"
-SERVER_INSECURE_KEY: Final = "server.insecure"
-SERVER_DEPLOYMENT: Final = "argocd-server"
 EVENTS_PER_WORKLOAD: Final = 5
 API_TIMEOUT: Final = 5.0
 
@@ -420,7 +419,7 @@ def _seconds(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tirosh.argocd_status",
+        prog="python -m local.status",
         description="Health of Argo CD on the site's management cluster (exit 0 when healthy).",
     )
     parser.add_argument("site")

@@ -1,7 +1,7 @@
 """``kubectl port-forward`` to argocd-server, for sites whose Argo CD API is not reachable directly.
 
 ``argocd_server()`` runs it in the background for as long as a ``with`` block lasts (the status
-check uses it); ``python -m tirosh.port_forward SITE`` runs it in the foreground on
+check uses it); ``python -m local.port_forward SITE`` runs it in the foreground on
 127.0.0.1:8080 (``make argocd/port-forward``). Both first check that an argocd-server pod
 runs: kubectl's own error for a Service without a running pod is much less clear.
 """
@@ -198,7 +198,7 @@ def argocd_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tirosh.port_forward",
+        prog="python -m local.port_forward",
         description=f"Forward {LOOPBACK}:{DEFAULT_LOCAL_PORT} to the site's argocd-server.",
     )
     parser.add_argument("site")
