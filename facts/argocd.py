@@ -130,6 +130,54 @@ class ArgoCDInstall(FactBase[InstallState | None]):
         )
 
 
+@dataclass(frozen=True)
+class ManifestChanges:
+    """What a server-side diff of a manifest finds: ``Kind/name`` of each object, never data."""
+
+    staged: bool  # False: no copy on the VM to diff against (a release not downloaded yet)
+    objects: tuple[str, ...] = ()
+
+
+class ArgoCDChanges(FactBase[ManifestChanges | None]):
+    """
+    Returns the objects applying a manifest would create or change, or ``None`` when the diff
+    failed. ``source`` is the manifest on the VM, or ``-`` for one sent on standard input
+    (``_stdin``). Only names come back: the diff prints file names, never their content.
+
+    .. code:: python
+
+        host.get_fact(ArgoCDChanges, namespace="argocd", source="-", _stdin=manifest_text)
+    """
+
+    @override
+    def requires_command(self, namespace: str, source: str) -> str:
+        return k3s.BINARY_PATH
+
+    @override
+    def command(self, namespace: str, source: str) -> StringCommand:
+        quoted = QuoteString(source)
+        return StringCommand(
+            "test -e",
+            quoted,
+            "-o",
+            quoted,
+            "= - || { echo not-staged; exit 0; } ;",
+            "{ KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
+            kubectl.server_side("diff", argocd.FIELD_MANAGER, quoted, namespace),
+            # kubectl diff exits 1 when something differs; the marker tells a listing from a
+            # failure, which prints nothing on stdout.
+            "|| test $? -eq 1; } && echo listed",
+        )
+
+    @override
+    def process(self, output: list[str]) -> ManifestChanges | None:
+        if output == ["not-staged"]:
+            return ManifestChanges(staged=False)
+        if not output or output[-1] != "listed":
+            raise FactProcessError(f"unexpected output: {output[-3:]}")
+        return ManifestChanges(True, tuple(argocd.changed_objects("\n".join(output[:-1]))))
+
+
 class KubeObject(FactBase[dict[str, Any] | None]):
     """
     Returns one object of the management cluster as a dict, or ``None`` when it does not exist.

@@ -11,9 +11,8 @@ from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCo
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files
 
-from facts.argocd import ArgoCDInstall, InstallState, KubeObject, fingerprint_command
+from facts.argocd import ArgoCDChanges, ArgoCDInstall, InstallState, KubeObject, fingerprint_command
 from operations.util import kubectl
-from operations.util.quiet import QuietReadError, read_command_output
 from tirosh import argocd
 
 logger = logging.getLogger("pyinfra")
@@ -142,48 +141,26 @@ def _log_planned_changes(namespace: str, manifest_file: str | Path | None, stage
     one, the copy staged by an earlier run; a release not downloaded yet has no listing.
     """
     stdin = None if manifest_file is None else Path(manifest_file).read_text()
-    source = "-" if stdin is not None else staged
-    diff = StringCommand(
-        "test",
-        "-e",
-        QuoteString(source),
-        "-o",
-        QuoteString(source),
-        "=",
-        "-",
-        "||",
-        "{",
-        "echo",
-        "not-staged;",
-        "exit",
-        "0;",
-        "}",
-        ";",
-        "KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
-        kubectl.server_side("diff", argocd.FIELD_MANAGER, QuoteString(source), namespace),
-        "||",
-        "test",
-        "$?",
-        "-eq",
-        "1",
-    )
-    try:
-        output = read_command_output(host, diff, stdin=stdin)
-    except QuietReadError as error:
+    changes = host.get_fact(
+        ArgoCDChanges,
+        namespace=namespace,
+        source="-" if stdin is not None else staged,
+        _stdin=stdin,
         # Only a listing for the operator: the apply itself does not depend on it.
-        logger.warning(f"{host.print_prefix}Argo CD: cannot list the changed objects: {error}")
-        return
+        _ignore_errors=True,
+    )
     prefix = host.print_prefix
-    if output.strip() == "not-staged":
+    if changes is None:
+        logger.warning(f"{prefix}Argo CD: cannot list the changed objects")
+    elif not changes.staged:
         logger.info(f"{prefix}Argo CD: the manifest is downloaded at apply; no listing before")
-        return
-    changed = argocd.changed_objects(output)
-    if not changed:
+    elif not changes.objects:
         logger.info(f"{prefix}Argo CD: no object differs; the apply refreshes the record")
-        return
-    logger.info(f"{prefix}Argo CD objects that would be created or changed ({len(changed)}):")
-    for obj in changed:
-        logger.info(f"{prefix}  {obj}")
+    else:
+        count = len(changes.objects)
+        logger.info(f"{prefix}Argo CD objects that would be created or changed ({count}):")
+        for obj in changes.objects:
+            logger.info(f"{prefix}  {obj}")
 
 
 def _verify(staged: str, sha256: str | None) -> StringCommand:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from pyinfra.api import (
     operation,
 )
 
-from operations.util.quiet import read_secret_file
+from facts.kubeconfig import KubeconfigFile
+from operations.util.quiet import read_secret_file, secret_fact
 from tirosh import kubeconfig
 
 logger = logging.getLogger("pyinfra")
@@ -45,8 +47,9 @@ def pulled(
     + current: make ``context`` the current context of ``merge_into`` when it has none (an
       existing current context is never changed)
 
-    The file is read over the SSH session with output printing off, so no copy is left on the
-    host and the credentials do not appear in pyinfra's output at any verbosity. Entries of
+    The file is read over the SSH session with output printing off (the fact
+    ``KubeconfigFile`` through ``secret_fact``), so no copy is left on the host and the
+    credentials do not appear in pyinfra's output at any verbosity. Entries of
     ``context`` replace same-named ones; every other entry and ``current-context`` are kept.
 
     **Example:**
@@ -62,15 +65,23 @@ def pulled(
             merge_into="~/.kube/config",
         )
     """
-    pull = _Pull(
-        remote_path=remote_path,
-        context=context,
-        server=server,
-        site_file=Path(site_file).expanduser(),
-        merge_into=None if merge_into is None else Path(merge_into).expanduser(),
-        current=current,
+    site_path = Path(site_file).expanduser()
+    merge_path = None if merge_into is None else Path(merge_into).expanduser()
+    pull = _Pull(remote_path, context, server, site_path, merge_path, current)
+    # The credentials never travel in the command: it carries these plain values only.
+    write = FunctionCommand(
+        _write,
+        (),
+        {
+            "remote_path": remote_path,
+            "context": context,
+            "server": server,
+            "site_file": str(site_path),
+            "merge_into": None if merge_path is None else str(merge_path),
+            "current": current,
+        },
     )
-    text = read_secret_file(host, remote_path)
+    text = secret_fact(host, KubeconfigFile, path=remote_path)
     if text is None:
         # Not there yet (k3s installs earlier in this run); it must be there by execute time.
         missing = QuoteString(f"{remote_path} does not exist")
@@ -86,14 +97,14 @@ def pulled(
             "exit 1;",
             "}",
         )
-        yield FunctionCommand(_write, (pull,), {})
+        yield write
         return
     pending = pull.pending(text)
     if not pending:
         targets = ", ".join(str(p) for p in (pull.site_file, pull.merge_into) if p is not None)
         host.noop(f"context {context} is up to date in {targets}")
         return
-    yield FunctionCommand(_write, (pull,), {})
+    yield write
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,10 @@ class _Pull:
         """The local files that would change."""
         desired = self.desired(text)
         pending = []
-        site_mode = self.site_file.stat().st_mode & 0o777 if self.site_file.exists() else None
+        # os.path and os.stat, as pyinfra's files operations use them (its fixture harness
+        # fakes those for the operator machine's files).
+        exists = os.path.exists(self.site_file)
+        site_mode = os.stat(self.site_file).st_mode & 0o777 if exists else None
         try:
             current = kubeconfig.load(self.site_file)
         except ValueError:
@@ -136,9 +150,26 @@ class _Pull:
         return pending
 
 
-def _write(state: State, host: Host, pull: _Pull) -> None:
+def _write(
+    state: State,
+    host: Host,
+    remote_path: str,
+    context: str,
+    server: str,
+    site_file: str,
+    merge_into: str | None,
+    current: bool,
+) -> None:
     # Runs at execute time on the operator machine; reads the file again, never from arguments,
     # so the credentials are not in anything pyinfra prints.
+    pull = _Pull(
+        remote_path,
+        context,
+        server,
+        Path(site_file),
+        None if merge_into is None else Path(merge_into),
+        current,
+    )
     text = read_secret_file(host, pull.remote_path)
     if text is None:
         raise RuntimeError(f"{pull.remote_path} does not exist on {host.name}")
