@@ -132,10 +132,11 @@ class Rke2:
 class ArgoCDAccess:
     """profile.toml's ``[argocd]``: which VM runs Argo CD and how the operator reaches it.
 
-    Used by the local phase: ``server``, ``login_args``, ``auto_port_forward``,
-    ``cluster_context`` and ``cluster_name`` are validated here and read by nothing in the
-    deploy; the operator-side tools (``local/``) log in and register the workload cluster with
-    them. ``target_name`` picks the management VM.
+    ``target_name`` picks the management VM. The others are for the operator-side tools
+    (``local/``), not the deploy: ``local.status`` reaches the API at ``server``, through a
+    port-forward when ``auto_port_forward``. Used by the local phase (validated here, read by
+    nothing yet): ``login_args``, ``cluster_context``, ``cluster_name``, to log in and register
+    the workload cluster.
     """
 
     target_name: str = setting("target_name", "string", required=True)
