@@ -394,3 +394,22 @@ def test_k3s_binary_digest_pin(repo: Path) -> None:
     edit(repo, K3S, f"k3s_sha256: {'a' * 64}", "k3s_sha256: abc")
     (problem,) = problems(repo)
     assert problem.key == "k3s_sha256"
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+def test_allowed_keys_and_defaults_come_from_the_declarations(repo: Path) -> None:
+    from tirosh.site.model import ArgoCD, settings_of
+
+    declared = settings_of(ArgoCD, own=True)
+    append(repo, ARGOCD, "qqqq: 1\n")
+    assert only_problem(repo).message == (
+        f"unknown key (known keys: {', '.join(s.key for s in declared)})"
+    )
+    edit(repo, ARGOCD, "qqqq: 1\n", "")
+    argocd = load_site("lab", repo, ENV).argocd
+    # BASE leaves every optional key out, so each one is its declared default.
+    for setting in declared:
+        if setting.key not in BASE[ARGOCD] and setting.key != "argocd_manifest_url":
+            assert getattr(argocd, setting.attribute) == setting.default, setting.key
