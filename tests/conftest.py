@@ -11,8 +11,13 @@ monkey.patch_all()
 import os  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from lab import lifecycle  # noqa: E402
+
+# Property tests assert behaviour, not speed: a busy CI machine must not fail them on a deadline.
+settings.register_profile("tirosh", deadline=None)
+settings.load_profile("tirosh")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
