@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import IO
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
+from local import kubeclient
 from tirosh.site import load_or_report
 
 __all__ = [
@@ -93,9 +94,7 @@ def port_forward_command(
 
 
 def _require_server_pod(kubeconfig: Path, context: str, namespace: str) -> None:
-    api = config.new_client_from_config(
-        config_file=str(kubeconfig), context=context, persist_config=False
-    )
+    api = kubeclient.api_client(Path(kubeconfig), context)
     try:
         if not running_server_pods(api, namespace):
             raise NoServerPod(no_server_pod_message(namespace, context))
@@ -212,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoServerPod as exc:
         print(exc, file=sys.stderr)
         return 1
-    except config.ConfigException as exc:
+    except kubeclient.KubeconfigError as exc:
         print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
         return 2
     except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:

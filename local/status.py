@@ -18,11 +18,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
+from local import kubeclient
 from local.api_check import ApiCheck, check_api, one_line, site_api_check
 from tirosh.argocd import (
     PARAMS_CONFIGMAP,
@@ -356,10 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     context, namespace = site.argocd_context, site.argocd.namespace
     try:
-        api = config.new_client_from_config(
-            config_file=str(site.kubeconfig), context=context, persist_config=False
-        )
-    except (config.ConfigException, OSError) as exc:
+        api = kubeclient.api_client(Path(site.kubeconfig), context)
+    except (kubeclient.KubeconfigError, OSError) as exc:
         print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
         return 2
     print(f"site {site.name}: context {context}, kubeconfig {site.kubeconfig}", flush=True)
