@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from pyinfra.api import Host
 
+from operations.util import factcache
+from operations.util.connection import bound_dead_link, dead_after
 from tirosh.inventory import MANAGEMENT, RKE2
 from tirosh.site import Site
 
-__all__ = ["MANAGEMENT", "RKE2", "run_alone", "site_of"]
+__all__ = ["MANAGEMENT", "RKE2", "prepare_run", "run_alone", "site_of"]
+
+
+def prepare_run(current: Host) -> None:
+    """Run-wide settings every deploy file starts with (``deploy.py`` and each part alone)."""
+    # A dropped link fails the run within TIROSH_SSH_DEAD_AFTER seconds instead of hanging.
+    bound_dead_link(current, dead_after())
+    # Each fact is read once while nothing on the host changes (pyinfra reads them twice).
+    factcache.enable(current.state)
 
 
 def site_of(host: Host) -> Site:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import Host, deploy
 
-from deploys import MANAGEMENT, run_alone, site_of
+from deploys import MANAGEMENT, prepare_run, run_alone, site_of
 from operations import argocd
 from tirosh.site import ArgoCD
 
@@ -50,4 +50,5 @@ def for_host(current: Host) -> None:
 
 
 if run_alone(__name__):
+    prepare_run(host)
     for_host(host)

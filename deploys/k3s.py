@@ -13,7 +13,7 @@ from pyinfra.api import Host, deploy
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys import MANAGEMENT, run_alone, site_of
+from deploys import MANAGEMENT, prepare_run, run_alone, site_of
 from facts.k3s import K3sStale
 from operations import k3s
 from tirosh import k3s as k3s_files
@@ -81,4 +81,5 @@ def for_host(current: Host) -> None:
 
 
 if run_alone(__name__):
+    prepare_run(host)
     for_host(host)

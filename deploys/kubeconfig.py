@@ -13,7 +13,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import Host, deploy
 
-from deploys import MANAGEMENT, RKE2, run_alone, site_of
+from deploys import MANAGEMENT, RKE2, prepare_run, run_alone, site_of
 from operations import kubeconfig
 from tirosh import k3s
 from tirosh.site import Site
@@ -60,4 +60,5 @@ def for_host(current: Host) -> None:
 
 
 if run_alone(__name__):
+    prepare_run(host)
     for_host(host)
