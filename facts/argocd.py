@@ -178,33 +178,50 @@ class ArgoCDChanges(FactBase[ManifestChanges | None]):
         return ManifestChanges(True, tuple(argocd.changed_objects("\n".join(output[:-1]))))
 
 
-class KubeObject(FactBase[dict[str, Any] | None]):
-    """
-    Returns one object of the management cluster as a dict, or ``None`` when it does not exist.
+# What server_insecure and ingress decide from, read in one `kubectl get` (resource, name).
+SETTINGS_OBJECTS = (
+    ("configmaps", argocd.PARAMS_CONFIGMAP),
+    ("deployments.apps", argocd.SERVER_DEPLOYMENT),
+    ("ingresses.networking.k8s.io", argocd.INGRESS_NAME),
+)
 
-    Never use it on Secrets: pyinfra prints fact output at ``-vvv``.
+
+class ArgoCDSettings(FactBase[dict[str, dict[str, Any]]]):
+    """
+    Returns the objects Argo CD's settings live in, keyed ``Kind/name``; absent ones are missing.
+
+    One round trip for ``argocd-cmd-params-cm``, the ``argocd-server`` Deployment and its
+    Ingress (never a Secret: pyinfra prints fact output at ``-vvv``).
 
     .. code:: python
 
-        host.get_fact(KubeObject, resource="ingress", object_name="argocd-server", namespace="argocd")
+        host.get_fact(ArgoCDSettings, namespace="argocd")["Ingress/argocd-server"]
     """
 
+    @staticmethod
     @override
-    def requires_command(self, resource: str, object_name: str, namespace: str) -> str:
+    def default() -> dict[str, dict[str, Any]]:
+        return {}  # no k3s yet: none of them exists
+
+    @override
+    def requires_command(self, namespace: str = "argocd") -> str:
         return k3s.BINARY_PATH
 
     @override
-    def command(self, resource: str, object_name: str, namespace: str) -> StringCommand:
-        if resource.split(".")[0] in ("secret", "secrets"):
-            raise ValueError("KubeObject must not read Secrets")
+    def command(self, namespace: str = "argocd") -> StringCommand:
+        objects = [f"{resource}/{name}" for resource, name in SETTINGS_OBJECTS]
         return kubectl.get(
-            resource, object_name, namespace=namespace, options=("--ignore-not-found", "-o", "json")
+            *objects, namespace=namespace, options=("--ignore-not-found", "-o", "json")
         )
 
     @override
-    def process(self, output: list[str]) -> dict[str, Any] | None:
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        text = "\n".join(output).strip()
+        if not text:
+            return {}  # none of them exists
         try:
-            data = json.loads("\n".join(output))
+            data = json.loads(text)
         except ValueError as error:
             raise FactProcessError(f"kubectl printed no JSON: {error}") from None
-        return data if isinstance(data, dict) else None
+        items = data.get("items", []) if data.get("kind") == "List" else [data]
+        return {f"{item['kind']}/{item['metadata']['name']}": item for item in items}
