@@ -65,20 +65,20 @@ k3s/install: deps ## install or upgrade k3s on the management VM
 	$(APPLY) deploys/k3s.py
 
 k3s/status: deps ## k3s service state, version, node, API (on the VM and from here)
-	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- \
+	$(PYINFRA) -y $(INVENTORY) --limit management exec --sudo -- \
 		'systemctl is-active k3s && systemctl is-enabled k3s && k3s --version | head -1 \
 		&& k3s kubectl get nodes -o wide && k3s kubectl get --raw /readyz && echo'
 	$(KUBECTL) --kubeconfig "$$($(PY) -m tirosh.site get $(SITE) kubeconfig)" \
 		--context "$$($(PY) -m tirosh.site get $(SITE) argocd_context)" get --raw /readyz && echo
 
 k3s/config: deps ## print /etc/rancher/k3s/config.yaml as it is on the VM
-	$(PYINFRA) -y $(INVENTORY) --limit k3s exec --sudo -- cat /etc/rancher/k3s/config.yaml
+	$(PYINFRA) -y $(INVENTORY) --limit management exec --sudo -- cat /etc/rancher/k3s/config.yaml
 
 k3s/kubeconfig: deps ## write ~/.kube/$(SITE).yml (mode 0600) from the VM's k3s.yaml
-	$(APPLY) --limit k3s --data kubeconfig_merge=false deploys/kubeconfig.py
+	$(APPLY) --limit management --data kubeconfig_merge=false deploys/kubeconfig.py
 
 k3s/kubeconfig/merge: deps ## merge the k3s context into ~/.kube/config (backup first)
-	$(APPLY) --limit k3s deploys/kubeconfig.py
+	$(APPLY) --limit management deploys/kubeconfig.py
 
 k3s/kubeconfig/export: deps ## print `export KUBECONFIG=...` for eval "$$(make -s k3s/kubeconfig/export)"
 	@$(PY) -m tirosh.site export $(SITE)
@@ -93,14 +93,14 @@ rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube
 # Seconds argocd/install waits for the rollout; default: argocd_rollout_timeout of the site.
 ARGOCD_WAIT ?=
 argocd/install: deps ## install or upgrade Argo CD, then wait for the rollout and report
-	$(APPLY) --limit argocd deploys/argocd.py
-	$(PY) -m tirosh.argocd_status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
+	$(APPLY) --limit management deploys/argocd.py
+	$(PY) -m local.status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
 
 argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
-	$(PY) -m tirosh.argocd_status $(SITE)
+	$(PY) -m local.status $(SITE)
 
 argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
-	$(PY) -m tirosh.port_forward $(SITE)
+	$(PY) -m local.port_forward $(SITE)
 
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo

@@ -3,13 +3,12 @@
 pyinfra inventories/<site>.py deploy.py [--dry [--diff]]
 """
 
-from pyinfra import host, local
+from pyinfra import host
 
-from operations.util.connection import bound_dead_link, dead_after
+from deploys import argocd, k3s, kubeconfig, prepare_run
 
-# A dropped link fails the run within TIROSH_SSH_DEAD_AFTER seconds instead of hanging.
-bound_dead_link(host, dead_after())
+prepare_run(host)
 
-local.include("deploys/k3s.py")
-local.include("deploys/kubeconfig.py")
-local.include("deploys/argocd.py")
+k3s.for_host(host)
+kubeconfig.for_host(host)
+argocd.for_host(host)

@@ -1,30 +1,35 @@
 """k3s on the site's management VM: binary, config.yaml, systemd unit, running service.
 
 A change to any of the three restarts k3s once; a run with nothing to change restarts nothing.
+Alone: ``pyinfra inventories/<site>.py deploys/k3s.py`` (``make k3s/install``).
 """
+
+from __future__ import annotations
 
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.api import Host, deploy
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from deploys import MANAGEMENT, prepare_run, run_alone, site_of
 from facts.k3s import K3sStale
 from operations import k3s
 from tirosh import k3s as k3s_files
-from tirosh.site import load_site
+from tirosh.site import K3s
 
-site = load_site(host.data.site)
 
-# Only the site's target VM (K3S_TARGET_NAME picks another) runs the management cluster.
-if host.data.alias == site.target.alias:
+@deploy("k3s")
+def server(settings: K3s, site_name: str) -> None:
+    """Install, configure and run k3s as ``settings`` say (``site_name`` heads config.yaml)."""
     binary = k3s.binary(
-        name=f"Install k3s {site.k3s.version}",
-        version=site.k3s.version,
-        source=site.k3s.install_source,
-        release_url=site.k3s.release_url,
-        airgap_dir=site.k3s.airgap_dir,
-        sha256=site.k3s.sha256,
+        name=f"Install k3s {settings.version}",
+        version=settings.version,
+        source=settings.install_source,
+        release_url=settings.release_url,
+        airgap_dir=settings.airgap_dir,
+        sha256=settings.sha256,
     )
     files.directory(
         name="Create /etc/rancher/k3s",
@@ -35,7 +40,7 @@ if host.data.alias == site.target.alias:
     )
     config = files.put(
         name=f"Render {k3s_files.CONFIG_PATH}",
-        src=StringIO(k3s_files.render_config(site.k3s.config, site.name)),
+        src=StringIO(k3s_files.render_config(settings.config, site_name)),
         dest=k3s_files.CONFIG_PATH,
         user="root",
         group="root",
@@ -66,3 +71,15 @@ if host.data.alias == site.target.alias:
         running=True,
         enabled=True,
     )
+
+
+def for_host(current: Host) -> None:
+    # Only the management VM (K3S_TARGET_NAME picks another) runs the management cluster.
+    if MANAGEMENT in current.groups:
+        site = site_of(current)
+        server(settings=site.k3s, site_name=site.name)
+
+
+if run_alone(__name__):
+    prepare_run(host)
+    for_host(host)

@@ -9,23 +9,16 @@ from typing import Any
 from pyinfra.api import FactBase, FactProcessError, QuoteString, StringCommand
 from typing_extensions import override
 
+from operations.util import kubectl
 from tirosh import argocd, k3s
-
-KUBECTL = StringCommand(QuoteString(k3s.BINARY_PATH), "kubectl")
 
 
 def fingerprint_command(namespace: str) -> StringCommand:
     """Prints `<objects> <sha256>` of what the deploy's field manager owns in the cluster."""
     resources = ",".join(sorted(argocd.RESOURCES.values()))
-    listing = StringCommand(
-        KUBECTL,
-        "get",
-        QuoteString(resources),
-        "-n",
-        QuoteString(namespace),
-        "--show-managed-fields",
-        "-o",
-        QuoteString(f"go-template={argocd.fingerprint_template()}"),
+    template = QuoteString(f"go-template={argocd.fingerprint_template()}")
+    listing = kubectl.get(
+        resources, options=("-n", QuoteString(namespace), "--show-managed-fields", "-o", template)
     )
     return StringCommand(
         StringCommand('owned="$(', listing, ')"', _separator=""),
@@ -83,28 +76,22 @@ class ArgoCDInstall(FactBase[InstallState | None]):
             '{{with .data}}{{index . "version"}} {{index . "manifest-sha256"}} '
             '{{index . "fingerprint"}}{{end}}'
         )
-        record = StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
+        record = kubectl.get(
             "configmap",
-            QuoteString(argocd.RECORD_CONFIGMAP),
-            "--ignore-not-found",
-            "-o",
-            QuoteString(f"go-template={template}"),
+            argocd.RECORD_CONFIGMAP,
+            namespace=namespace,
+            options=("--ignore-not-found", "-o", QuoteString(f"go-template={template}")),
         )
         # What argocd-server runs, for installs this deploy did not record (done by hand).
-        image = StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
+        image = kubectl.get(
             "deployment",
-            "argocd-server",
-            "--ignore-not-found",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
+            argocd.SERVER_DEPLOYMENT,
+            namespace=namespace,
+            options=(
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ),
         )
         return StringCommand(
             StringCommand('recorded="$(', record, ')"', _separator=""),
@@ -143,41 +130,98 @@ class ArgoCDInstall(FactBase[InstallState | None]):
         )
 
 
-class KubeObject(FactBase[dict[str, Any] | None]):
-    """
-    Returns one object of the management cluster as a dict, or ``None`` when it does not exist.
+@dataclass(frozen=True)
+class ManifestChanges:
+    """What a server-side diff of a manifest finds: ``Kind/name`` of each object, never data."""
 
-    Never use it on Secrets: pyinfra prints fact output at ``-vvv``.
+    staged: bool  # False: no copy on the VM to diff against (a release not downloaded yet)
+    objects: tuple[str, ...] = ()
+
+
+class ArgoCDChanges(FactBase[ManifestChanges | None]):
+    """
+    Returns the objects applying a manifest would create or change, or ``None`` when the diff
+    failed. ``source`` is the manifest on the VM, or ``-`` for one sent on standard input
+    (``_stdin``). Only names come back: the diff prints file names, never their content.
 
     .. code:: python
 
-        host.get_fact(KubeObject, resource="ingress", object_name="argocd-server", namespace="argocd")
+        host.get_fact(ArgoCDChanges, namespace="argocd", source="-", _stdin=manifest_text)
     """
 
     @override
-    def requires_command(self, resource: str, object_name: str, namespace: str) -> str:
+    def requires_command(self, namespace: str, source: str) -> str:
         return k3s.BINARY_PATH
 
     @override
-    def command(self, resource: str, object_name: str, namespace: str) -> StringCommand:
-        if resource.split(".")[0] in ("secret", "secrets"):
-            raise ValueError("KubeObject must not read Secrets")
+    def command(self, namespace: str, source: str) -> StringCommand:
+        quoted = QuoteString(source)
         return StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "get",
-            QuoteString(resource),
-            QuoteString(object_name),
-            "--ignore-not-found",
+            "test -e",
+            quoted,
             "-o",
-            "json",
+            quoted,
+            "= - || { echo not-staged; exit 0; } ;",
+            "{ KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
+            kubectl.server_side("diff", argocd.FIELD_MANAGER, quoted, namespace),
+            # kubectl diff exits 1 when something differs; the marker tells a listing from a
+            # failure, which prints nothing on stdout.
+            "|| test $? -eq 1; } && echo listed",
         )
 
     @override
-    def process(self, output: list[str]) -> dict[str, Any] | None:
+    def process(self, output: list[str]) -> ManifestChanges | None:
+        if output == ["not-staged"]:
+            return ManifestChanges(staged=False)
+        if not output or output[-1] != "listed":
+            raise FactProcessError(f"unexpected output: {output[-3:]}")
+        return ManifestChanges(True, tuple(argocd.changed_objects("\n".join(output[:-1]))))
+
+
+# What server_insecure and ingress decide from, read in one `kubectl get` (resource, name).
+SETTINGS_OBJECTS = (
+    ("configmaps", argocd.PARAMS_CONFIGMAP),
+    ("deployments.apps", argocd.SERVER_DEPLOYMENT),
+    ("ingresses.networking.k8s.io", argocd.INGRESS_NAME),
+)
+
+
+class ArgoCDSettings(FactBase[dict[str, dict[str, Any]]]):
+    """
+    Returns the objects Argo CD's settings live in, keyed ``Kind/name``; absent ones are missing.
+
+    One round trip for ``argocd-cmd-params-cm``, the ``argocd-server`` Deployment and its
+    Ingress (never a Secret: pyinfra prints fact output at ``-vvv``).
+
+    .. code:: python
+
+        host.get_fact(ArgoCDSettings, namespace="argocd")["Ingress/argocd-server"]
+    """
+
+    @staticmethod
+    @override
+    def default() -> dict[str, dict[str, Any]]:
+        return {}  # no k3s yet: none of them exists
+
+    @override
+    def requires_command(self, namespace: str = "argocd") -> str:
+        return k3s.BINARY_PATH
+
+    @override
+    def command(self, namespace: str = "argocd") -> StringCommand:
+        objects = [f"{resource}/{name}" for resource, name in SETTINGS_OBJECTS]
+        return kubectl.get(
+            *objects, namespace=namespace, options=("--ignore-not-found", "-o", "json")
+        )
+
+    @override
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        text = "\n".join(output).strip()
+        if not text:
+            return {}  # none of them exists
         try:
-            data = json.loads("\n".join(output))
+            data = json.loads(text)
         except ValueError as error:
             raise FactProcessError(f"kubectl printed no JSON: {error}") from None
-        return data if isinstance(data, dict) else None
+        items = data.get("items", []) if data.get("kind") == "List" else [data]
+        return {f"{item['kind']}/{item['metadata']['name']}": item for item in items}

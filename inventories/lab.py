@@ -5,6 +5,6 @@ from pathlib import Path
 from tirosh.inventory import load_groups
 
 _groups = load_groups(Path(__file__).stem)
-k3s = _groups["k3s"]
-argocd = _groups["argocd"]
+# The VM that runs k3s and Argo CD, and the workload cluster's VM (tirosh/inventory.py).
+management = _groups["management"]
 rke2 = _groups["rke2"]

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
+from pyinfra.operations import files
 
-from facts.argocd import KUBECTL, ArgoCDInstall, InstallState, KubeObject, fingerprint_command
-from facts.secrets import SecretReadError, read_command_output
+from facts.argocd import (
+    ArgoCDChanges,
+    ArgoCDInstall,
+    ArgoCDSettings,
+    InstallState,
+    fingerprint_command,
+)
+from operations.util import kubectl
 from tirosh import argocd
 
 logger = logging.getLogger("pyinfra")
@@ -80,25 +85,26 @@ def installed(
                 logger.info(f"{host.print_prefix}  {obj} (not in this manifest: would be deleted)")
 
     staged = argocd.staged_manifest_path(version)
-    yield StringCommand("mkdir", "-p", "-m", "0755", QuoteString(argocd.STAGING_DIR))
+    yield from files.directory._inner(path=argocd.STAGING_DIR, mode="755")
     if manifest_file is not None and manifest is not None:
         if host.get_fact(Sha256File, path=staged) != manifest.sha256:
             yield FileUploadCommand(str(manifest_file), staged)
     else:
-        yield _download(manifest_url or argocd.DEFAULT_MANIFEST_URL.format(version=version), staged)
+        # A pinned copy staged earlier is used again; an unpinned one is always fetched anew.
+        # The temporary file is in the staging directory, so the rename into place is atomic.
+        yield from files.download._inner(
+            src=manifest_url or argocd.DEFAULT_MANIFEST_URL.format(version=version),
+            dest=staged,
+            sha256sum=wanted_sha,
+            force=wanted_sha is None,
+            temp_dir=argocd.STAGING_DIR,
+            extra_curl_args={"--retry": "3"},
+        )
     yield _verify(staged, wanted_sha)
     for obj in _dropped(current, manifest) if current is not None else []:
         # Before the apply: the record written after it must not list what is gone.
         kind, name = obj.split("/", 1)
-        yield StringCommand(
-            KUBECTL,
-            "-n",
-            QuoteString(namespace),
-            "delete",
-            QuoteString(argocd.RESOURCES[kind]),
-            QuoteString(name),
-            "--ignore-not-found",
-        )
+        yield kubectl.delete(argocd.RESOURCES[kind], name, namespace, ignore_not_found=True)
     yield _apply(staged, namespace, version, wanted_sha or "unpinned")
 
 
@@ -141,73 +147,26 @@ def _log_planned_changes(namespace: str, manifest_file: str | Path | None, stage
     one, the copy staged by an earlier run; a release not downloaded yet has no listing.
     """
     stdin = None if manifest_file is None else Path(manifest_file).read_text()
-    source = "-" if stdin is not None else staged
-    diff = StringCommand(
-        "test",
-        "-e",
-        QuoteString(source),
-        "-o",
-        QuoteString(source),
-        "=",
-        "-",
-        "||",
-        "{",
-        "echo",
-        "not-staged;",
-        "exit",
-        "0;",
-        "}",
-        ";",
-        "KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
-        KUBECTL,
-        "diff",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={argocd.FIELD_MANAGER}",
-        "-n",
-        QuoteString(namespace),
-        "-f",
-        QuoteString(source),
-        "||",
-        "test",
-        "$?",
-        "-eq",
-        "1",
-    )
-    try:
-        output = read_command_output(host, diff, stdin=stdin)
-    except SecretReadError as error:
+    changes = host.get_fact(
+        ArgoCDChanges,
+        namespace=namespace,
+        source="-" if stdin is not None else staged,
+        _stdin=stdin,
         # Only a listing for the operator: the apply itself does not depend on it.
-        logger.warning(f"{host.print_prefix}Argo CD: cannot list the changed objects: {error}")
-        return
-    prefix = host.print_prefix
-    if output.strip() == "not-staged":
-        logger.info(f"{prefix}Argo CD: the manifest is downloaded at apply; no listing before")
-        return
-    changed = argocd.changed_objects(output)
-    if not changed:
-        logger.info(f"{prefix}Argo CD: no object differs; the apply refreshes the record")
-        return
-    logger.info(f"{prefix}Argo CD objects that would be created or changed ({len(changed)}):")
-    for obj in changed:
-        logger.info(f"{prefix}  {obj}")
-
-
-def _download(url: str, staged: str) -> StringCommand:
-    return StringCommand(
-        "curl",
-        "-fsSL",
-        "--retry",
-        "3",
-        "-o",
-        QuoteString(f"{staged}.download"),
-        QuoteString(url),
-        "&&",
-        "mv",
-        "-f",
-        QuoteString(f"{staged}.download"),
-        QuoteString(staged),
+        _ignore_errors=True,
     )
+    prefix = host.print_prefix
+    if changes is None:
+        logger.warning(f"{prefix}Argo CD: cannot list the changed objects")
+    elif not changes.staged:
+        logger.info(f"{prefix}Argo CD: the manifest is downloaded at apply; no listing before")
+    elif not changes.objects:
+        logger.info(f"{prefix}Argo CD: no object differs; the apply refreshes the record")
+    else:
+        count = len(changes.objects)
+        logger.info(f"{prefix}Argo CD objects that would be created or changed ({count}):")
+        for obj in changes.objects:
+            logger.info(f"{prefix}  {obj}")
 
 
 def _verify(staged: str, sha256: str | None) -> StringCommand:
@@ -237,29 +196,18 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
     ns = QuoteString(namespace)
     return StringCommand(
         "{",
-        KUBECTL,
-        "get",
-        "namespace",
-        ns,
+        kubectl.get("namespace", namespace),
         ">/dev/null",
         "2>&1",
         "||",
-        KUBECTL,
+        kubectl.KUBECTL,
         "create",
         "namespace",
         ns,
         ";",
         "}",
         "&&",
-        KUBECTL,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={argocd.FIELD_MANAGER}",
-        "-n",
-        ns,
-        "-f",
-        QuoteString(staged),
+        kubectl.server_side("apply", argocd.FIELD_MANAGER, QuoteString(staged), namespace),
         ">/dev/null",
         "&&",
         StringCommand(
@@ -272,7 +220,7 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
         # An empty fingerprint (the listing failed) must not be recorded as the truth.
         'test -n "$fingerprint"',
         "&&",
-        KUBECTL,
+        kubectl.KUBECTL,
         "-n",
         ns,
         "create",
@@ -285,13 +233,7 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
         "-o",
         "yaml",
         "|",
-        KUBECTL,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={argocd.FIELD_MANAGER}-record",
-        "-f",
-        "-",
+        kubectl.server_side("apply", f"{argocd.FIELD_MANAGER}-record", "-"),
         ">/dev/null",
     )
 
@@ -315,13 +257,10 @@ def server_insecure(insecure: bool, namespace: str = "argocd"):
         argocd.server_insecure(name="argocd-server serves plain HTTP", insecure=True)
     """
     value = "true" if insecure else "false"
-    params = host.get_fact(
-        KubeObject, resource="configmaps", object_name="argocd-cmd-params-cm", namespace=namespace
-    )
-    server = host.get_fact(
-        KubeObject, resource="deployments.apps", object_name="argocd-server", namespace=namespace
-    )
-    configured = ((params or {}).get("data") or {}).get("server.insecure")
+    live = host.get_fact(ArgoCDSettings, namespace=namespace)
+    params = live.get(f"ConfigMap/{argocd.PARAMS_CONFIGMAP}")
+    server = live.get(f"Deployment/{argocd.SERVER_DEPLOYMENT}")
+    configured = ((params or {}).get("data") or {}).get(argocd.SERVER_INSECURE_KEY)
     template = (server or {}).get("spec", {}).get("template", {}).get("metadata", {})
     running = (template.get("annotations") or {}).get(argocd.SERVER_INSECURE_ANNOTATION)
     if configured == value and running == value:
@@ -331,10 +270,10 @@ def server_insecure(insecure: bool, namespace: str = "argocd"):
         config_map = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "argocd-cmd-params-cm", "namespace": namespace},
-            "data": {"server.insecure": value},
+            "metadata": {"name": argocd.PARAMS_CONFIGMAP, "namespace": namespace},
+            "data": {argocd.SERVER_INSECURE_KEY: value},
         }
-        yield _apply_json(config_map)
+        yield kubectl.apply_json(config_map, argocd.SETTINGS_MANAGER)
     if running != value:
         patch = {
             "spec": {
@@ -344,32 +283,17 @@ def server_insecure(insecure: bool, namespace: str = "argocd"):
             }
         }
         yield StringCommand(
-            KUBECTL,
+            kubectl.KUBECTL,
             "-n",
             QuoteString(namespace),
             "patch",
             "deployment",
-            "argocd-server",
+            argocd.SERVER_DEPLOYMENT,
             "--type=merge",
             f"--field-manager={argocd.SETTINGS_MANAGER}",
             "-p",
             QuoteString(json.dumps(patch, separators=(",", ":"))),
         )
-
-
-def _apply_json(obj: Mapping[str, Any], manager: str = argocd.SETTINGS_MANAGER) -> StringCommand:
-    return StringCommand(
-        "echo",
-        QuoteString(json.dumps(obj, separators=(",", ":"))),
-        "|",
-        KUBECTL,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        f"--field-manager={manager}",
-        "-f",
-        "-",
-    )
 
 
 @operation()
@@ -400,19 +324,13 @@ def ingress(
 
         argocd.ingress(name="Argo CD Ingress", enabled=True, host_name="gitops.example.org")
     """
-    live = host.get_fact(
-        KubeObject,
-        resource="ingresses.networking.k8s.io",
-        object_name="argocd-server",
-        namespace=namespace,
-    )
+    # The same read as server_insecure's: one round trip for both while nothing changed.
+    live = host.get_fact(ArgoCDSettings, namespace=namespace).get(f"Ingress/{argocd.INGRESS_NAME}")
     if not enabled:
         if live is None:
             host.noop("no Argo CD Ingress, as configured")
             return
-        yield StringCommand(
-            KUBECTL, "-n", QuoteString(namespace), "delete", "ingress", "argocd-server"
-        )
+        yield kubectl.delete("ingress", argocd.INGRESS_NAME, namespace)
         return
     desired = argocd.ingress_object(
         namespace, host_name, class_name, service_port, tls, tls_secret_name
@@ -420,4 +338,4 @@ def ingress(
     if live is not None and argocd.ingress_matches(live, desired):
         host.noop(f"Argo CD Ingress serves {host_name} with class {class_name}")
         return
-    yield _apply_json(desired, argocd.INGRESS_MANAGER)
+    yield kubectl.apply_json(desired, argocd.INGRESS_MANAGER)

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.command import PyinfraCommand
 from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import Arch
+from pyinfra.operations import files
 
 from facts.k3s import K3sVersion
 from tirosh import k3s
-
-DEFAULT_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
 
 
 @operation()
 def binary(
     version: str,
     source: str = "release",
-    release_url: str = DEFAULT_RELEASE_URL,
+    release_url: str = k3s.DEFAULT_RELEASE_URL,
     airgap_dir: str | Path | None = None,
     sha256: str | None = None,
     path: str = k3s.BINARY_PATH,
@@ -78,33 +79,34 @@ def binary(
         if installed == version:
             host.noop(f"k3s {version} is already installed")
             return
-        yield _download(release_url, version, assets, staged)
+        yield from _download(release_url, version, assets, staged, sha256)
     else:
         raise OperationError(f"k3s.binary: unknown source {source!r}")
 
     yield _verify_and_install(staged, path, expected, assets)
 
 
-def _download(base: str, version: str, assets: k3s.ReleaseAssets, staged: str) -> StringCommand:
-    binary_url = k3s.release_url(base, version, assets.binary)
-    checksums_url = k3s.release_url(base, version, assets.checksums)
-    return StringCommand(
-        "curl",
-        "-fsSL",
-        "--retry",
-        "3",
-        "-o",
-        QuoteString(staged),
-        QuoteString(binary_url),
-        "&&",
-        "curl",
-        "-fsSL",
-        "--retry",
-        "3",
-        "-o",
-        QuoteString(f"{staged}.{assets.checksums}"),
-        QuoteString(checksums_url),
-    )
+def _download(
+    base: str, version: str, assets: k3s.ReleaseAssets, staged: str, sha256: str | None
+) -> Iterator[PyinfraCommand | str]:
+    """The binary and its checksum file, each fetched anew next to ``staged``.
+
+    Temporary files live in the binary's directory, so each rename into place is atomic; the
+    binary is checked against its digest before it replaces the installed one.
+    """
+    directory = str(PurePosixPath(staged).parent)
+    for asset, dest, digest in (
+        (assets.binary, staged, sha256),
+        (assets.checksums, f"{staged}.{assets.checksums}", None),
+    ):
+        yield from files.download._inner(
+            src=k3s.release_url(base, version, asset),
+            dest=dest,
+            sha256sum=digest,
+            force=True,
+            temp_dir=directory,
+            extra_curl_args={"--retry": "3"},
+        )
 
 
 def _verify_and_install(

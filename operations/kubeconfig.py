@@ -19,7 +19,8 @@ from pyinfra.api import (
     operation,
 )
 
-from facts.secrets import read_secret_file
+from facts.kubeconfig import KubeconfigFile
+from operations.util.quiet import read_secret_file, secret_fact
 from tirosh import kubeconfig
 
 logger = logging.getLogger("pyinfra")
@@ -50,8 +51,9 @@ def pulled(
       another server or credentials; default from ``TIROSH_REPLACE_CONTEXTS`` (``true``), else
       the run stops and names the entries
 
-    The file is read over the SSH session with output printing off, so no copy is left on the
-    host and the credentials do not appear in pyinfra's output at any verbosity. Entries of
+    The file is read over the SSH session with output printing off (the fact
+    ``KubeconfigFile`` through ``secret_fact``), so no copy is left on the host and the
+    credentials do not appear in pyinfra's output at any verbosity. Entries of
     ``context`` replace same-named ones; every other entry and ``current-context`` are kept.
     A ``site_file`` or ``merge_into`` that exists and is not a kubeconfig (or is read-only, or
     not a regular file) stops the run and is left as it is.
@@ -74,16 +76,24 @@ def pulled(
             replace = kubeconfig.replace_requested(os.environ)
         except ValueError as error:
             raise OperationError(str(error)) from None
-    pull = _Pull(
-        remote_path=remote_path,
-        context=context,
-        server=server,
-        site_file=Path(site_file).expanduser(),
-        merge_into=None if merge_into is None else Path(merge_into).expanduser(),
-        current=current,
-        replace=replace,
+    site_path = Path(site_file).expanduser()
+    merge_path = None if merge_into is None else Path(merge_into).expanduser()
+    pull = _Pull(remote_path, context, server, site_path, merge_path, current, replace)
+    # The credentials never travel in the command: it carries these plain values only.
+    write = FunctionCommand(
+        _write,
+        (),
+        {
+            "remote_path": remote_path,
+            "context": context,
+            "server": server,
+            "site_file": str(site_path),
+            "merge_into": None if merge_path is None else str(merge_path),
+            "current": current,
+            "replace": replace,
+        },
     )
-    text = read_secret_file(host, remote_path)
+    text = secret_fact(host, KubeconfigFile, path=remote_path)
     if text is None:
         # Not there yet (k3s installs earlier in this run); it must be there by execute time.
         missing = QuoteString(f"{remote_path} does not exist")
@@ -99,14 +109,14 @@ def pulled(
             "exit 1;",
             "}",
         )
-        yield FunctionCommand(_write, (pull,), {})
+        yield write
         return
     pending = pull.pending(text)
     if not pending:
         targets = ", ".join(str(p) for p in (pull.site_file, pull.merge_into) if p is not None)
         host.noop(f"context {context} is up to date in {targets}")
         return
-    yield FunctionCommand(_write, (pull,), {})
+    yield write
 
 
 @dataclass(frozen=True)
@@ -133,13 +143,16 @@ class _Pull:
         is not a kubeconfig, is read-only or holds same-named entries that point elsewhere."""
         desired = self.desired(text)
         pending = []
+        # os.path and os.stat, as pyinfra's files operations use them (its fixture harness
+        # fakes those for the operator machine's files).
+        exists = os.path.exists(self.site_file)
+        site_mode = os.stat(self.site_file).st_mode & 0o777 if exists else None
         current = _load(self.site_file)
         if current is not None and (foreign := kubeconfig.foreign_names(current, desired)):
             raise OperationError(
                 f"{self.site_file}: holds entries this site does not write ({', '.join(foreign)});"
                 " move it, or set another kubeconfig_path"
             )
-        site_mode = self.site_file.stat().st_mode & 0o777 if current is not None else None
         if current != desired or site_mode != 0o600:
             pending.append(_writable(self.site_file))
         if self.merge_into is not None:
@@ -157,6 +170,9 @@ class _Pull:
 
 def _load(path: Path) -> dict[str, Any] | None:
     # The operator's files are never overwritten when they cannot be read as a kubeconfig.
+    # os.path.exists first: pyinfra's fixture harness fakes it (not os.open) for local files.
+    if not os.path.exists(path):
+        return None
     try:
         return kubeconfig.load(path)
     except ValueError as error:
@@ -164,6 +180,8 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _writable(path: Path) -> Path:
+    if not os.path.exists(path):  # as in _load
+        return path
     try:
         kubeconfig.check_writable(path)
     except ValueError as error:
@@ -171,9 +189,28 @@ def _writable(path: Path) -> Path:
     return path
 
 
-def _write(state: State, host: Host, pull: _Pull) -> bool:
+def _write(
+    state: State,
+    host: Host,
+    remote_path: str,
+    context: str,
+    server: str,
+    site_file: str,
+    merge_into: str | None,
+    current: bool,
+    replace: bool,
+) -> bool:
     # Runs at execute time on the operator machine; reads the file again, never from arguments,
     # so the credentials are not in anything pyinfra prints.
+    pull = _Pull(
+        remote_path,
+        context,
+        server,
+        Path(site_file),
+        None if merge_into is None else Path(merge_into),
+        current,
+        replace,
+    )
     text = read_secret_file(host, pull.remote_path)
     if text is None:
         raise RuntimeError(f"{pull.remote_path} does not exist on {host.name}")

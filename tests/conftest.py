@@ -9,10 +9,19 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
+import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from lab import lifecycle  # noqa: E402
+
+# Property tests assert behaviour, not speed: a busy CI machine must not fail them on a deadline.
+settings.register_profile("tirosh", deadline=None)
+settings.load_profile("tirosh")
+
+# Caches the code keeps in the operator's home (parsed manifests) go to a throwaway place.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="tirosh-test-cache-")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

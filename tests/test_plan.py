@@ -16,11 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
-def plan(home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def plan(
+    home: Path, *arguments: str, deploy: str = "deploy.py", **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "K3S_", "ARGOCD_"))}
     environ.update(HOME=str(home), PYINFRA_FAKE_DELAY="0", **env)
     return subprocess.run(
-        [PYINFRA, "tests/inventories/fake.py", "deploy.py", "--dry", "--json"],
+        [PYINFRA, "tests/inventories/fake.py", *arguments, deploy, "--dry", "--json"],
         cwd=REPO,
         env=environ,
         text=True,
@@ -64,3 +66,13 @@ def test_invalid_site_stops_before_connecting(tmp_path: Path) -> None:
         'must be a quoted octal string such as "0644"'
     ) in result.stderr
     assert "Connected" not in result.stderr + result.stdout
+
+
+def test_a_part_run_alone_picks_hosts_by_their_group(tmp_path: Path) -> None:
+    # The lab site has an rke2 host: `--limit rke2` (make rke2/kubeconfig/merge) plans its
+    # context only, on that host only.
+    result = plan(tmp_path, "--limit", "rke2", deploy="deploys/kubeconfig.py", FAKE_SITE="lab")
+    assert result.returncode == 0, result.stderr
+    ((op),) = json.loads(result.stdout)["plan"]
+    assert op["name"] == "kubeconfig | Merge kubeconfig context lab/rke2/gpu"
+    assert op["hosts_with_change"] == ["@fake/rke2-gpu"]

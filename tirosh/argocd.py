@@ -12,7 +12,10 @@ server-side diff of the whole manifest, for the cost of one `kubectl get`.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,16 @@ FIELD_MANAGER = "tirosh-infra"
 SETTINGS_MANAGER = "tirosh-infra-settings"
 INGRESS_MANAGER = "tirosh-infra-ingress"
 RECORD_CONFIGMAP = "tirosh-infra-argocd"
+# The deploy records on argocd-server's pod template the server.insecure it rolled out with;
+# argocd-server reads argocd-cmd-params-cm only at start, so a difference means it still runs
+# with the old value until restarted (the status shows "restart pending").
 SERVER_INSECURE_ANNOTATION = "tirosh-infra/server.insecure"
+PARAMS_CONFIGMAP = "argocd-cmd-params-cm"
+SERVER_INSECURE_KEY = "server.insecure"
+SERVER_DEPLOYMENT = "argocd-server"
+# The Ingress the deploy manages, named after the Service it routes to.
+INGRESS_NAME = "argocd-server"
+DEFAULT_ARGOCD_VERSION = "v3.5.1"
 DEFAULT_MANIFEST_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"
 )
@@ -73,9 +85,46 @@ class Manifest:
         return sorted({RESOURCES[o.kind] for o in self.objects})
 
 
-def read_manifest(path: Path) -> Manifest:
+def manifest_cache_dir() -> Path:
+    """Where parsed manifests are kept between runs, by sha256 (the operator's cache, not the repo)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tirosh-infra" / "manifests"
+
+
+def read_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
+    """The manifest at ``path``; parsed once per content (1.9 MB of YAML costs ~0.3-2 s)."""
     data = path.read_bytes()
-    return parse_manifest(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    entry = (cache_dir or manifest_cache_dir()) / f"{sha256}.json"
+    cached = _cached_objects(entry)
+    if cached is not None:
+        return Manifest(sha256, cached)
+    manifest = parse_manifest(data)
+    _store_objects(entry, manifest.objects)
+    return manifest
+
+
+def _cached_objects(entry: Path) -> tuple[ManifestObject, ...] | None:
+    try:
+        pairs = json.loads(entry.read_text())
+        objects = tuple(ManifestObject(kind, name) for kind, name in pairs)
+    except (OSError, ValueError, TypeError):
+        return None  # absent or unreadable: parse again
+    if not all(o.kind in RESOURCES and isinstance(o.name, str) for o in objects):
+        return None
+    return objects
+
+
+def _store_objects(entry: Path, objects: tuple[ManifestObject, ...]) -> None:
+    # Written atomically; a cache that cannot be written only costs the next run a parse.
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".json")
+        with os.fdopen(fd, "w") as stream:
+            json.dump([[o.kind, o.name] for o in objects], stream)
+        os.replace(temporary, entry)
+    except (OSError, TypeError):  # TypeError: pyinfra_testing's stand-in os.stat in fixture tests
+        pass
 
 
 def parse_manifest(data: bytes) -> Manifest:
@@ -107,20 +156,18 @@ def parse_manifest(data: bytes) -> Manifest:
 
 
 def manifest_problem(path: Path, sha256: str | None) -> str | None:
-    """For the site loader: why the manifest file cannot be installed, or None. A pinned file
-    is only hashed (parsing 1.9 MB takes a second, on every command): its content is what the
-    operator pinned, and a broken one still fails the deploy's own parse in one line."""
+    """For the site loader: why the manifest file cannot be installed, or None: it cannot be
+    read, is not a manifest this deploy manages, or is not the pinned content. Read through
+    ``read_manifest``, so a file is parsed once per content (1.9 MB of YAML costs a second on
+    every command otherwise)."""
     try:
-        data = path.read_bytes()
+        manifest = read_manifest(path)
     except OSError as error:
         return f"cannot read the manifest: {error.strerror}"
-    if sha256 is not None:
-        digest = hashlib.sha256(data).hexdigest()
-        return None if digest == sha256 else f"sha256 {digest} is not the pinned {sha256}"
-    try:
-        parse_manifest(data)
     except ValueError as error:
         return str(error)
+    if sha256 is not None and manifest.sha256 != sha256:
+        return f"sha256 {manifest.sha256} is not the pinned {sha256}"
     return None
 
 

@@ -1,4 +1,10 @@
-"""Turn a site's inventory.toml into pyinfra inventory groups (plain data, no connection)."""
+"""Turn a site's inventory.toml into pyinfra inventory groups (plain data, no connection).
+
+The site is loaded and validated once, here, and every host carries it in its data
+(``site_model``): the deploys read their settings from there instead of the files. Host roles
+are the groups: ``management`` (the VM that runs k3s and Argo CD) and ``rke2`` (the workload
+cluster's VM); the deploys test membership and ``--limit`` picks by the same names.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ from tirosh.redact import Redacted
 from tirosh.site import Site, SiteError, Vm, load_site
 
 Host = tuple[str, dict[str, Any]]
-WORKLOADS = ("k3s", "argocd", "rke2")
+MANAGEMENT = "management"
+RKE2 = "rke2"
 
 
 def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]:
@@ -22,6 +29,8 @@ def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]
         "ssh_user": vm.ansible_user,
         "_sudo": True,
         "site": site.name,
+        # The validated site, shared by every host of the run (pyinfra prints it as to_dict).
+        "site_model": site,
         "alias": vm.alias,
         "workloads": list(vm.workloads),
         "proxmox_vm_name": vm.proxmox_vm_name,
@@ -44,11 +53,13 @@ def host_data(site: Site, vm: Vm, password: str | None = None) -> dict[str, Any]
 
 
 def groups(site: Site, password: str | None = None) -> dict[str, list[Host]]:
-    """One group per workload (`k3s`, `argocd`, `rke2`), hosts named by their inventory alias."""
-    result: dict[str, list[Host]] = {workload: [] for workload in WORKLOADS}
-    for vm in site.vms.values():
-        for workload in vm.workloads:
-            result[workload].append((vm.alias, host_data(site, vm, password)))
+    """``management``: the site's target VM (K3S_TARGET_NAME picks another); ``rke2``: the
+    workload cluster's VM, when the site has one. Hosts are named by their inventory alias."""
+    result: dict[str, list[Host]] = {
+        MANAGEMENT: [(site.target.alias, host_data(site, site.target, password))]
+    }
+    rke2 = site.rke2_vm
+    result[RKE2] = [] if rke2 is None else [(rke2.alias, host_data(site, rke2, password))]
     return result
 
 

@@ -17,6 +17,7 @@ BINARY_PATH = "/usr/local/bin/k3s"
 CONFIG_PATH = "/etc/rancher/k3s/config.yaml"
 UNIT_PATH = "/etc/systemd/system/k3s.service"
 KUBECONFIG_PATH = "/etc/rancher/k3s/k3s.yaml"
+DEFAULT_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
 
 # uname -m -> (release asset suffix, checksum file arch), as k3s's install.sh maps them.
 _ARCHES = {

@@ -82,7 +82,8 @@ def from_text(text: str) -> dict[str, Any]:
     kubectl writes for empty lists) become ``[]``; any other shape raises ValueError."""
     try:
         with _no_gc():
-            data = yaml.load(text, Loader=_LOADER)
+            # str(): the C loader takes only an exact str, not a subclass such as Redacted.
+            data = yaml.load(str(text), Loader=_LOADER)
     except yaml.YAMLError as exc:
         # Only the position: the parser's message quotes the offending line, which in a
         # kubeconfig may be a piece of a client key.

@@ -46,7 +46,7 @@ def ssh_config(alias: str, data: dict[str, Any]) -> str:
 @pytest.fixture(scope="session")
 def management(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The VM that runs k3s and Argo CD, as a testinfra host with sudo."""
-    ((alias, data),) = [(a, d) for a, d in load_groups(site.name)["k3s"]]
+    ((alias, data),) = [(a, d) for a, d in load_groups(site.name)["management"]]
     config = Path(tmp_path_factory.mktemp("ssh")) / "config"
     config.write_text(ssh_config(alias, data))
     config.chmod(0o600)

@@ -9,7 +9,7 @@ from tirosh.inventory import load_groups
 _groups = load_groups("lab")
 _closed_port = {"ssh_hostname": "127.0.0.1", "ssh_port": 9, "ssh_connect_retries": 0}
 # Password login only, as on a site without keys (the lab's key may not exist yet).
-argocd = [
+management = [
     (name, {**{k: v for k, v in data.items() if k != "ssh_key"}, **_closed_port})
-    for name, data in _groups["argocd"]
+    for name, data in _groups["management"]
 ]

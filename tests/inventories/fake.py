@@ -19,5 +19,5 @@ def _fake(hosts: list[tuple[str, dict[str, object]]]) -> list[tuple[str, dict[st
 
 
 _groups = load_groups(os.environ.get("FAKE_SITE", "tirosh-home"))
-k3s = _fake(_groups["k3s"])
+management = _fake(_groups["management"])
 rke2 = _fake(_groups["rke2"])

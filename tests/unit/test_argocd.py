@@ -20,6 +20,34 @@ def test_official_manifest_parses_into_its_59_objects() -> None:
     )
 
 
+def test_a_manifest_is_parsed_once_per_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = MANIFESTS / "install-v3.5.1.yaml"
+    first = argocd.read_manifest(source, cache_dir=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{first.sha256}.json"]
+
+    def no_parse(data: bytes) -> argocd.Manifest:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(argocd, "parse_manifest", no_parse)
+    assert argocd.read_manifest(source, cache_dir=tmp_path) == first
+
+
+def test_a_changed_or_damaged_cache_entry_is_never_trusted(tmp_path: Path) -> None:
+    manifest = tmp_path / "install.yaml"
+    manifest.write_bytes(b"kind: ConfigMap\nmetadata: {name: a}\n")
+    cache = tmp_path / "cache"
+    first = argocd.read_manifest(manifest, cache_dir=cache)
+    manifest.write_bytes(b"kind: ConfigMap\nmetadata: {name: b}\n")  # new content, new key
+    assert [str(o) for o in argocd.read_manifest(manifest, cache_dir=cache).objects] == [
+        "ConfigMap/b"
+    ]
+    manifest.write_bytes(b"kind: ConfigMap\nmetadata: {name: a}\n")
+    (cache / f"{first.sha256}.json").write_text('[["Pod", "x"]]')  # not a kind this deploy manages
+    assert argocd.read_manifest(manifest, cache_dir=cache) == first
+
+
 def test_a_manifest_with_a_namespace_or_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="sets a namespace"):
         argocd.parse_manifest(b"kind: ConfigMap\nmetadata: {name: x, namespace: other}\n")

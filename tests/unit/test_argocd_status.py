@@ -1,4 +1,4 @@
-"""Tests of tirosh.argocd_status's pure parts: the model, the summary, Event selection, the
+"""Tests of local.status's pure parts: the model, the summary, Event selection, the
 Argo CD API check (against a stand-in HTTP server on 127.0.0.1) and the CLI's argument and site
 handling. Reading a real cluster is tested in tests/lab/test_argocd_status.py."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tirosh.argocd_status import (
+from local.status import (
     ARGOCD_CRDS,
     EXPECTED_WORKLOADS,
     Status,
@@ -393,6 +393,7 @@ def test_main_returns_2_when_the_context_is_not_in_the_kubeconfig(
 
 
 def test_the_status_reads_the_annotation_the_deploy_writes() -> None:
-    from tirosh import argocd, argocd_status
+    from local import status as argocd_status
+    from tirosh import argocd
 
     assert argocd_status.SERVER_INSECURE_ANNOTATION == argocd.SERVER_INSECURE_ANNOTATION

@@ -19,9 +19,9 @@ PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 
 def test_tirosh_home_has_one_management_vm_and_no_rke2_host() -> None:
     groups = inventory.groups(load_site("tirosh-home", environ=ENV))
-    assert [name for name, _ in groups["k3s"]] == ["argocd"]
+    assert [name for name, _ in groups["management"]] == ["argocd"]
     assert groups["rke2"] == []
-    ((name, data),) = groups["argocd"]
+    ((name, data),) = groups["management"]
     assert data["ssh_hostname"] == "172.31.0.10"
     assert data["ssh_user"] == "tirosh"
     assert data["_sudo"] is True and "_sudo_user" not in data  # become root
@@ -73,3 +73,12 @@ def test_an_asked_password_is_redacted_in_pyinfras_debug_output() -> None:
     assert "Connecting to: 127.0.0.1" in output  # the line that carries the arguments
     assert "'password': '***'" in output
     assert canary not in output
+
+
+def test_every_host_carries_the_site_loaded_once() -> None:
+    site = load_site("lab", environ=ENV)
+    groups = inventory.groups(site)
+    # Roles are groups: the deploys test membership, `--limit` picks by the same names.
+    assert [name for name, _ in groups["management"]] == [site.target.alias]
+    assert [name for name, _ in groups["rke2"]] == ["rke2-gpu"]
+    assert all(data["site_model"] is site for hosts in groups.values() for _, data in hosts)

@@ -1,4 +1,4 @@
-"""Tests of tirosh.port_forward's pure parts: the kubectl command line, the message when no
+"""Tests of local.port_forward's pure parts: the kubectl command line, the message when no
 argocd-server pod runs, and the CLI's site handling. The pod check and the process handling run
 against a real API server in tests/lab/test_argocd_status.py."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tirosh.port_forward import (
+from local.port_forward import (
     DEFAULT_KUBECTL,
     main,
     no_server_pod_message,

@@ -56,7 +56,29 @@ def test_no_tracked_file_reads_a_path_outside_the_checkout() -> None:
     ],
 )
 def test_files_a_run_writes_under_the_checkout_are_git_ignored(written: str) -> None:
+    path = _as_git_sees_it(written)
     result = subprocess.run(
-        ["git", "check-ignore", "-q", "--no-index", written], cwd=REPO, check=False
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=REPO, check=False
     )
     assert result.returncode == 0, f"{written} would show up in git status"
+
+
+def _as_git_sees_it(written: str) -> str:
+    # git does not look past a symbolic link ("beyond a symbolic link"): where a leading folder
+    # is one (a worktree's .venv linked to another checkout's), the link itself must be ignored.
+    parts = Path(written).parts
+    for end in range(1, len(parts)):
+        if (REPO.joinpath(*parts[:end])).is_symlink():
+            return "/".join(parts[:end])
+    return written
+
+
+def test_the_readme_layout_table_matches_the_tree() -> None:
+    # The Overview table: every path it names exists, and every top-level folder has a row.
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| path | what |") : readme.index("The flow of")]
+    named = [line.split("`")[1] for line in table.splitlines()[2:] if line.startswith("| `")]
+    assert all((REPO / path.replace("<site>", "lab")).exists() for path in named), named
+    folders = {path.parts[0] for path in (p.relative_to(REPO) for p in _tracked_files())}
+    folders = {f for f in folders if (REPO / f).is_dir()}
+    assert folders <= {path.split("/")[0] for path in named}

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_site import ARGOCD, ENV, K3S, PROFILE, append, edit, only_problem, rel
-from tests.unit.test_site import repo as repo  # noqa: F401 - the fixture
+from tests.unit.site.helpers import ARGOCD, ENV, K3S, PROFILE, append, edit, only_problem, rel
 from tirosh.argocd import parse_manifest
 from tirosh.inputs import ascii_match, text_problem
 from tirosh.site import load_site
@@ -170,14 +169,14 @@ def test_ascii_match_refuses_other_digits() -> None:
 )
 def test_the_loader_refuses(
     repo: Path, name: str, old: str, new: str, key: str, message: str
-) -> None:  # noqa: F811
+) -> None:
     edit(repo, name, old, new)
     problem = only_problem(repo)
     assert (problem.file, problem.key) == (rel(name), key)
     assert message in problem.message and "hunter2" not in problem.message
 
 
-def test_plain_http_downloads_pass_with_a_pin(repo: Path) -> None:  # noqa: F811
+def test_plain_http_downloads_pass_with_a_pin(repo: Path) -> None:
     append(repo, K3S, f"k3s_release_url: http://mirror.lab.example/k3s\nk3s_sha256: {PIN}\n")
     append(
         repo,
@@ -199,7 +198,7 @@ def test_plain_http_downloads_pass_with_a_pin(repo: Path) -> None:  # noqa: F811
     ],
 )
 def test_a_malformed_manifest_file_is_a_problem_of_that_file(
-    repo: Path,  # noqa: F811
+    repo: Path,
     text: str,
     message: str,
 ) -> None:
@@ -212,7 +211,7 @@ def test_a_malformed_manifest_file_is_a_problem_of_that_file(
     assert problem.message.startswith("'manifests/install.yaml': ") and message in problem.message
 
 
-def test_a_pinned_manifest_is_checked_against_its_pin(repo: Path) -> None:  # noqa: F811
+def test_a_pinned_manifest_is_checked_against_its_pin(repo: Path) -> None:
     manifest = repo / "install.yaml"
     manifest.write_text("kind: ServiceAccount\nmetadata: {name: a}\n")
     append(repo, ARGOCD, f"argocd_manifest_file: install.yaml\nargocd_manifest_sha256: {PIN}\n")

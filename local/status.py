@@ -6,31 +6,33 @@ argocd-server still runs with an older ``server.insecure`` than configured, and,
 workload that is not ready, the latest Events about it. ``summary`` turns that into one screen
 of plain text. Secrets are never read.
 
-Usage: ``python -m tirosh.argocd_status SITE [--wait SECONDS]`` (exit 0 healthy, 1 not, 2 for
+Usage: ``python -m local.status SITE [--wait SECONDS]`` (exit 0 healthy, 1 not, 2 for
 a site or kubeconfig problem).
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
-from tirosh import port_forward
-from tirosh.site import Site, load_or_report
+from local import kubeclient
+from local.api_check import ApiCheck, check_api, one_line, site_api_check
+from tirosh.argocd import (
+    PARAMS_CONFIGMAP,
+    SERVER_DEPLOYMENT,
+    SERVER_INSECURE_ANNOTATION,
+    SERVER_INSECURE_KEY,
+)
+from tirosh.site import load_or_report
 
 __all__ = [
     "ARGOCD_CRDS",
@@ -61,18 +63,7 @@ EXPECTED_WORKLOADS: Final = (
     ("Deployment", "argocd-server"),
     ("StatefulSet", "argocd-application-controller"),
 )
-# The deploy records on argocd-server's pod template the server.insecure it rolled out with;
-# argocd-server reads argocd-cmd-params-cm only at start, so a difference means it still runs
-# with the old value until restarted.
-SERVER_INSECURE_ANNOTATION: Final = "tirosh-infra/server.insecure"
-PARAMS_CONFIGMAP: Final = "argocd-cmd-params-cm"
-SERVER_INSECURE_KEY: Final = "server.insecure"
-SERVER_DEPLOYMENT: Final = "argocd-server"
 EVENTS_PER_WORKLOAD: Final = 5
-API_TIMEOUT: Final = 5.0
-
-# (ok, one-line result): ok is None when nothing was checked.
-ApiCheck = Callable[[], tuple[bool | None, str]]
 
 _EPOCH: Final = datetime.min.replace(tzinfo=UTC)
 
@@ -235,10 +226,6 @@ def _event_order(event: Any) -> tuple[datetime, int]:
     return when, int(version) if version.isdigit() else 0
 
 
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
-
-
 def _about(workload: Workload, kind: str, name: str) -> bool:
     """Whether an Event's involved object is the workload, one of its ReplicaSets or Pods."""
     if kind == workload.kind and name == workload.name:
@@ -261,7 +248,7 @@ def workload_events(
             and _about(workload, e.involved_object.kind, e.involved_object.name)
         ]
         lines += [
-            f"{e.involved_object.kind}/{e.involved_object.name}: {e.reason}: {_one_line(e.message)}"
+            f"{e.involved_object.kind}/{e.involved_object.name}: {e.reason}: {one_line(e.message)}"
             for e in about[-limit:]
         ]
     return lines
@@ -339,75 +326,6 @@ def summary(status: Status) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- Argo CD API
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def check_api(server: str, port_forward_url: str | None) -> tuple[bool | None, str]:
-    """GET Argo CD's anonymous ``/api/version`` at the port-forward URL, else ``https://server``."""
-    base = port_forward_url.rstrip("/") if port_forward_url else f"https://{server}"
-    url = f"{base}/api/version"
-    handlers: list[urllib.request.BaseHandler] = []
-    if _is_loopback(url):
-        # A port-forward is on this machine: an HTTP(S)_PROXY from the environment must not
-        # carry the request elsewhere.
-        handlers.append(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.build_opener(*handlers).open(request, timeout=API_TIMEOUT) as response:
-            body = response.read(65536)
-    except urllib.error.HTTPError as exc:
-        return False, f"error answer at {url}: HTTP {exc.code} {_one_line(exc.reason)}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        return False, f"no answer at {url}: {_one_line(str(reason))}"
-    try:
-        version = json.loads(body).get("Version")
-    except (ValueError, AttributeError):
-        version = None
-    if not isinstance(version, str) or not version:
-        return False, f"unexpected answer at {url}: no Argo CD version in the response"
-    return True, f"answers at {url}: {_one_line(version)}"
-
-
-def _free_local_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def site_api_check(site: Site) -> ApiCheck:
-    """The API check for a site: through a port-forward when the site says so, else direct."""
-    argocd = site.argocd
-    if not argocd.auto_port_forward:
-        return lambda: check_api(argocd.server, None)
-
-    def through_port_forward() -> tuple[bool | None, str]:
-        context, namespace = site.argocd_context, argocd.namespace
-        try:
-            # A free port, not 8080: an operator's own `make argocd/port-forward` may hold it.
-            with port_forward.argocd_server(
-                site.kubeconfig, context, namespace, local_port=_free_local_port()
-            ) as url:
-                return check_api(argocd.server, url)
-        except port_forward.NoServerPod:
-            return False, (
-                f"not checked: no argocd-server pod is running in namespace {namespace} "
-                "to port-forward to"
-            )
-        except port_forward.PortForwardError as exc:
-            return False, f"port-forward failed: {_one_line(str(exc))}"
-
-    return through_port_forward
-
-
 # --------------------------------------------------------------------------- CLI
 
 
@@ -420,7 +338,7 @@ def _seconds(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tirosh.argocd_status",
+        prog="python -m local.status",
         description="Health of Argo CD on the site's management cluster (exit 0 when healthy).",
     )
     parser.add_argument("site")
@@ -440,10 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     context, namespace = site.argocd_context, site.argocd.namespace
     try:
-        api = config.new_client_from_config(
-            config_file=str(site.kubeconfig), context=context, persist_config=False
-        )
-    except (config.ConfigException, OSError) as exc:
+        api = kubeclient.api_client(Path(site.kubeconfig), context)
+    except (kubeclient.KubeconfigError, OSError) as exc:
         print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
         return 2
     print(f"site {site.name}: context {context}, kubeconfig {site.kubeconfig}", flush=True)

@@ -1,7 +1,7 @@
 """``kubectl port-forward`` to argocd-server, for sites whose Argo CD API is not reachable directly.
 
 ``argocd_server()`` runs it in the background for as long as a ``with`` block lasts (the status
-check uses it); ``python -m tirosh.port_forward SITE`` runs it in the foreground on
+check uses it); ``python -m local.port_forward SITE`` runs it in the foreground on
 127.0.0.1:8080 (``make argocd/port-forward``). Both first check that an argocd-server pod
 runs: kubectl's own error for a Service without a running pod is much less clear.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import IO
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
+from local import kubeclient
 from tirosh.site import load_or_report
 
 __all__ = [
@@ -93,9 +94,7 @@ def port_forward_command(
 
 
 def _require_server_pod(kubeconfig: Path, context: str, namespace: str) -> None:
-    api = config.new_client_from_config(
-        config_file=str(kubeconfig), context=context, persist_config=False
-    )
+    api = kubeclient.api_client(Path(kubeconfig), context)
     try:
         if not running_server_pods(api, namespace):
             raise NoServerPod(no_server_pod_message(namespace, context))
@@ -198,7 +197,7 @@ def argocd_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tirosh.port_forward",
+        prog="python -m local.port_forward",
         description=f"Forward {LOOPBACK}:{DEFAULT_LOCAL_PORT} to the site's argocd-server.",
     )
     parser.add_argument("site")
@@ -212,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoServerPod as exc:
         print(exc, file=sys.stderr)
         return 1
-    except config.ConfigException as exc:
+    except kubeclient.KubeconfigError as exc:
         print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
         return 2
     except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:

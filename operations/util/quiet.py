@@ -1,16 +1,25 @@
-"""Read from a host without pyinfra ever printing what comes back.
+"""The quiet command runner: read from a host without pyinfra ever printing what comes back.
 
 pyinfra prints every fact's output at ``-vvv``. A kubeconfig's client key, or a diff that could
 touch a Secret, must not appear there, so these readers call the connector directly with
 printing off. They only read, like facts, and are safe to call while pyinfra plans (``--dry``).
+Secret-bearing facts (``facts/kubeconfig.py``) run through them as well.
 """
 
 from __future__ import annotations
 
-from pyinfra.api import Host, QuoteString, StringCommand
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pyinfra.api import FactBase, Host, QuoteString, State, StringCommand
+
+T = TypeVar("T")
+# Per state: how many secret facts are being read, and the print setting to restore after.
+_reading: dict[int, tuple[int, bool]] = {}
 
 
-class SecretReadError(RuntimeError):
+class QuietReadError(RuntimeError):
     """The command failed (permissions, sudo, connection); the message never holds its output."""
 
 
@@ -39,8 +48,42 @@ def read_command_output(host: Host, command: StringCommand, stdin: str | None = 
     ok, output = host.run_shell_command(command, print_output=False, print_input=False, **arguments)
     if not ok:
         # stderr of kubectl or cat names the object or path and the reason, never the content.
-        raise SecretReadError(f"{host.name}: {' '.join(output.stderr_lines)[-500:]}")
+        raise QuietReadError(f"{host.name}: {' '.join(output.stderr_lines)[-500:]}")
     return "\n".join(output.stdout_lines)
+
+
+def secret_fact(host: Host, fact: type[FactBase[T]], **arguments: Any) -> T:
+    """
+    ``host.get_fact(fact, **arguments)`` with the fact's output kept out of pyinfra's log.
+
+    + host: the host to read from
+    + fact: a fact whose output holds credentials (``facts/kubeconfig.py``)
+    + arguments: the fact's arguments
+
+    A fact otherwise in every way (fixture-testable, run with the inventory's sudo settings);
+    only printing its output at ``-vvv`` is switched off while it runs. The fact must print
+    nothing when it fails: pyinfra shows a failed fact's output.
+    """
+    with _facts_unprinted(host.state):
+        return host.get_fact(fact, **arguments)
+
+
+@contextmanager
+def _facts_unprinted(state: State) -> Iterator[None]:
+    # Counted, not saved and restored: hosts read facts concurrently (gevent), and the first
+    # to finish must not switch printing back on under another host's read.
+    key = id(state)
+    depth, printed = _reading.get(key, (0, bool(getattr(state, "print_fact_output", False))))
+    _reading[key] = (depth + 1, printed)
+    state.print_fact_output = False
+    try:
+        yield
+    finally:
+        depth, printed = _reading.pop(key)
+        if depth > 1:
+            _reading[key] = (depth - 1, printed)
+        else:
+            state.print_fact_output = printed
 
 
 def _sudo_arguments(host: Host) -> dict[str, object]:
