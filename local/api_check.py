@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
-from local import port_forward
+from local import kubeclient, port_forward
 from tirosh.site import Site
 
 API_TIMEOUT: Final = 5.0
@@ -80,7 +80,10 @@ def site_api_check(site: Site) -> ApiCheck:
         try:
             # A free port, not 8080: an operator's own `make argocd/port-forward` may hold it.
             with port_forward.argocd_server(
-                site.kubeconfig, context, namespace, local_port=_free_local_port()
+                kubeclient.kubeconfig_files(site.kubeconfig),
+                context,
+                namespace,
+                local_port=_free_local_port(),
             ) as url:
                 return check_api(argocd.server, url)
         except port_forward.NoServerPod:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
+
+from tirosh.kubeconfig import read_regular
 
 try:  # the C loader: a multi-megabyte kubeconfig parses in milliseconds, not minutes
     from yaml import CSafeLoader as _Loader
@@ -26,6 +28,20 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
 
 class KubeconfigError(Exception):
     """The kubeconfig cannot give a client for the context; the message says why."""
+
+
+# The sections whose entries kubectl merges across a KUBECONFIG list, by name.
+_SECTIONS = ("clusters", "users", "contexts")
+
+
+def kubeconfig_files(first: Path, environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The files kubectl reads for a site: ``first`` (the site's kubeconfig, which is the first
+    entry of a KUBECONFIG list when one is set), then the list's other entries, each once. After
+    ``eval "$(make -s k3s/kubeconfig/export SITE=…)"`` the site's own files are among them."""
+    env = os.environ if environ is None else environ
+    entries = [e for e in env.get("KUBECONFIG", "").split(os.pathsep) if e][1:]
+    files = [first, *(Path(os.path.abspath(os.path.expanduser(e))) for e in entries)]
+    return tuple(dict.fromkeys(files))
 
 
 def _memory_file(name: str, content: bytes) -> str:
@@ -38,11 +54,18 @@ def _memory_file(name: str, content: bytes) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _entry(entries: Any, name: str, kind: str, file: Path) -> Mapping[str, Any]:
-    for entry in entries or []:
-        if isinstance(entry, Mapping) and entry.get("name") == name:
-            return entry.get(kind) or {}
-    raise KubeconfigError(f"{file}: no {kind} named {name!r}")
+def _entry(
+    merged: Mapping[str, dict[str, tuple[Mapping[str, Any], Path]]],
+    section: str,
+    name: str,
+    where: str,
+) -> tuple[Mapping[str, Any], Path]:
+    """The body of the named entry and the folder its relative paths resolve against."""
+    kind = section[:-1]
+    if name not in merged[section]:
+        raise KubeconfigError(f"{where}: no {kind} named {name!r}")
+    body, base = merged[section][name]
+    return body, base
 
 
 def _data_or_file(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
@@ -51,16 +74,24 @@ def _data_or_file(section: Mapping[str, Any], key: str, base: Path) -> bytes | N
         return base64.b64decode(data)
     path = section.get(key)
     if path:
-        return (base / Path(path).expanduser()).read_bytes()
+        # Without blocking on a FIFO, like the kubeconfig itself.
+        data = read_regular(base / Path(path).expanduser())
+        if data is None:
+            raise FileNotFoundError(path)
+        return data
     return None
 
 
-def read_kubeconfig(file: Path) -> Mapping[str, Any]:
-    """Parse a kubeconfig file (a regular file only: a FIFO or device would block)."""
+def read_kubeconfig(file: Path) -> Mapping[str, Any] | None:
+    """Parse a kubeconfig file; None when it does not exist. A FIFO or device is refused at
+    once (opened without blocking, then checked with fstat), never read."""
     try:
-        if not file.is_file():
-            raise KubeconfigError(f"{file}: not a regular file")
-        document = yaml.load(file.read_bytes(), Loader=_Loader)
+        data = read_regular(file)
+        if data is None:
+            return None
+        document = yaml.load(data, Loader=_Loader)
+    except ValueError as exc:  # not a regular file
+        raise KubeconfigError(f"{file}: {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise KubeconfigError(f"{file}: cannot read: {type(exc).__name__}") from None
     if not isinstance(document, Mapping):
@@ -68,18 +99,42 @@ def read_kubeconfig(file: Path) -> Mapping[str, Any]:
     return document
 
 
-def configuration(file: Path, context: str) -> client.Configuration:
-    """A client configuration for ``context`` of ``file`` with certificates kept in memory."""
-    document = read_kubeconfig(file)
-    ctx = _entry(document.get("contexts"), context, "context", file)
-    cluster = _entry(document.get("clusters"), ctx.get("cluster", ""), "cluster", file)
-    user = _entry(document.get("users"), ctx.get("user", ""), "user", file)
+def _merged(files: Sequence[Path]) -> dict[str, dict[str, tuple[Mapping[str, Any], Path]]]:
+    """The entries of ``files`` as kubectl merges a KUBECONFIG list: missing files are skipped
+    and the first file to name a cluster, user or context wins."""
+    merged: dict[str, dict[str, tuple[Mapping[str, Any], Path]]] = {s: {} for s in _SECTIONS}
+    found = False
+    for file in files:
+        document = read_kubeconfig(file)
+        if document is None:
+            continue
+        found = True
+        for section in _SECTIONS:
+            kind = section[:-1]
+            for entry in document.get(section) or []:
+                if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                    body = entry.get(kind)
+                    body = body if isinstance(body, Mapping) else {}
+                    merged[section].setdefault(entry["name"], (body, file.parent))
+    if not found:
+        raise KubeconfigError(f"{', '.join(map(str, files))}: no such file")
+    return merged
+
+
+def configuration(files: Path | Sequence[Path], context: str) -> client.Configuration:
+    """A client configuration for ``context`` with certificates kept in memory. ``files``: one
+    kubeconfig, or a KUBECONFIG list (see ``kubeconfig_files``) read as kubectl reads it."""
+    files = (files,) if isinstance(files, Path) else tuple(files)
+    file = ", ".join(map(str, files))  # named in messages
+    merged = _merged(files)
+    ctx, _ = _entry(merged, "contexts", context, file)
+    cluster, cluster_base = _entry(merged, "clusters", ctx.get("cluster", ""), file)
+    user, base = _entry(merged, "users", ctx.get("user", ""), file)
     if "exec" in user or "auth-provider" in user:
         raise KubeconfigError(
             f"{file}: user of context {context!r} uses an exec or auth-provider plugin; "
             "use a context with a client certificate or a token"
         )
-    base = file.parent
     config = client.Configuration()
     config.host = str(cluster.get("server", "")).rstrip("/")
     if not config.host:
@@ -88,7 +143,7 @@ def configuration(file: Path, context: str) -> client.Configuration:
     if cluster.get("tls-server-name"):
         config.tls_server_name = cluster["tls-server-name"]
     try:
-        ca = _data_or_file(cluster, "certificate-authority", base)
+        ca = _data_or_file(cluster, "certificate-authority", cluster_base)
         cert = _data_or_file(user, "client-certificate", base)
         key = _data_or_file(user, "client-key", base)
         token = user.get("token") or (
@@ -110,6 +165,6 @@ def configuration(file: Path, context: str) -> client.Configuration:
     return config
 
 
-def api_client(file: Path, context: str) -> client.ApiClient:
-    """An API client for ``context`` of ``file``; see ``configuration``."""
-    return client.ApiClient(configuration(file, context))
+def api_client(files: Path | Sequence[Path], context: str) -> client.ApiClient:
+    """An API client for ``context`` of ``files``; see ``configuration``."""
+    return client.ApiClient(configuration(files, context))

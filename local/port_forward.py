@@ -74,13 +74,16 @@ def no_server_pod_message(namespace: str, context: str) -> str:
 
 
 def port_forward_command(
-    kubectl: str, kubeconfig: Path, context: str, namespace: str, local_port: int
+    kubectl: str, kubeconfig: Path | Sequence[Path], context: str, namespace: str, local_port: int
 ) -> list[str]:
-    """The kubectl command line; it listens on loopback only, never on every interface."""
+    """The kubectl command line; it listens on loopback only, never on every interface. For a
+    KUBECONFIG list (more than one file) there is no ``--kubeconfig``, which takes one file:
+    run it with ``kubectl_environment``."""
+    files = _files(kubeconfig)
+    option = ["--kubeconfig", str(files[0])] if len(files) == 1 else []
     return [
         kubectl,
-        "--kubeconfig",
-        str(kubeconfig),
+        *option,
         "--context",
         context,
         "-n",
@@ -93,8 +96,17 @@ def port_forward_command(
     ]
 
 
-def _require_server_pod(kubeconfig: Path, context: str, namespace: str) -> None:
-    api = kubeclient.api_client(Path(kubeconfig), context)
+def kubectl_environment(kubeconfig: Path | Sequence[Path]) -> dict[str, str]:
+    """The environment for kubectl: this one, with KUBECONFIG the list of files."""
+    return {**os.environ, "KUBECONFIG": os.pathsep.join(map(str, _files(kubeconfig)))}
+
+
+def _files(kubeconfig: Path | Sequence[Path]) -> tuple[Path, ...]:
+    return (Path(kubeconfig),) if isinstance(kubeconfig, str | Path) else tuple(kubeconfig)
+
+
+def _require_server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str) -> None:
+    api = kubeclient.api_client(_files(kubeconfig), context)
     try:
         if not running_server_pods(api, namespace):
             raise NoServerPod(no_server_pod_message(namespace, context))
@@ -163,7 +175,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def argocd_server(
-    kubeconfig: Path,
+    kubeconfig: Path | Sequence[Path],
     context: str,
     namespace: str,
     local_port: int = DEFAULT_LOCAL_PORT,
@@ -183,6 +195,7 @@ def argocd_server(
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
             command,
+            env=kubectl_environment(kubeconfig),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -206,8 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if site is None:
         return 2
     context, namespace = site.argocd_context, site.argocd.namespace
+    # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
+    files = kubeclient.kubeconfig_files(site.kubeconfig)
     try:
-        _require_server_pod(site.kubeconfig, context, namespace)
+        _require_server_pod(files, context, namespace)
     except NoServerPod as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -217,12 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
         print(f"cannot list argocd-server pods (context {context}): {exc}", file=sys.stderr)
         return 1
-    command = port_forward_command(
-        DEFAULT_KUBECTL, site.kubeconfig, context, namespace, DEFAULT_LOCAL_PORT
-    )
+    command = port_forward_command(DEFAULT_KUBECTL, files, context, namespace, DEFAULT_LOCAL_PORT)
     print(f"argocd-server on http://{LOOPBACK}:{DEFAULT_LOCAL_PORT} (Ctrl-C stops)", flush=True)
     # Foreground: kubectl replaces this process, so Ctrl-C and its exit code are kubectl's.
-    os.execv(command[0], command)
+    os.execve(command[0], command, kubectl_environment(files))
     return 1  # pragma: no cover - execv does not return
 
 

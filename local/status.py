@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import urllib3
@@ -358,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     context, namespace = site.argocd_context, site.argocd.namespace
     try:
-        api = kubeclient.api_client(Path(site.kubeconfig), context)
+        # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
+        api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), context)
     except (kubeclient.KubeconfigError, OSError) as exc:
         print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,7 @@ __all__ = [
     "load",
     "merge",
     "merge_into_file",
+    "read_regular",
     "rename",
     "write_atomic",
     "write_if_changed",
@@ -111,7 +112,7 @@ def load(path: Path) -> dict[str, Any] | None:
     """The parsed kubeconfig at path; None when the file is missing or empty. A FIFO, device,
     socket or directory raises ValueError at once (never blocks), as does text that is not a
     kubeconfig."""
-    data = _read_regular(path)
+    data = read_regular(path)
     if data is None:
         return None
     try:
@@ -123,7 +124,9 @@ def load(path: Path) -> dict[str, Any] | None:
     return from_text(text)
 
 
-def _read_regular(path: Path) -> bytes | None:
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file at path; None when it is missing. A FIFO, device, socket
+    or directory raises ValueError at once, never blocks."""
     # O_NONBLOCK: opening a FIFO without a writer returns at once instead of hanging; fstat on
     # the open descriptor then decides, so nothing can be swapped in between.
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
