@@ -131,15 +131,12 @@ def k8s_name_problem(value: str) -> str | None:
 
 def user_problem(value: str) -> str | None:
     # It lands in ssh_config and on pyinfra's command line.
-    if _USER.fullmatch(value):
-        return None
-    return f"must be a login name (letters, digits, '.', '_', '-'), got {value!r}"
+    message = f"must be a login name (letters, digits, '.', '_', '-'), got {value!r}"
+    return None if _USER.fullmatch(value) else message
 
 
 def proxmox_vm_name_problem(value: str) -> str | None:
-    if is_dns_name(value):
-        return None
-    return f"must be a DNS name as Proxmox requires, got {value!r}"
+    return None if is_dns_name(value) else f"must be a DNS name as Proxmox requires, got {value!r}"
 
 
 def become_user_problem(value: str) -> str | None:

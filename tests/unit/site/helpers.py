@@ -111,6 +111,14 @@ def rel(name: str) -> str:
     return f"sites/lab/{name}"
 
 
+def refused(repo: Path, name: str, old: str, new: str, key: str) -> Problem:
+    """The one problem of site file ``name`` edited from ``old`` to ``new``, reported at key."""
+    edit(repo, name, old, new)
+    problem = only_problem(repo)
+    assert (problem.file, problem.key) == (rel(name), key)
+    return problem
+
+
 def write_manifest(path: Path, text: str = "kind: ServiceAccount\nmetadata: {name: a}\n") -> None:
     # The loader reads a manifest file when there is no sha256 pin (issue 8).
     path.parent.mkdir(parents=True, exist_ok=True)

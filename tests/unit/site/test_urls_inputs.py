@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.site.helpers import ARGOCD, ENV, K3S, PROFILE, append, edit, only_problem, rel
+from tests.unit.site.helpers import (
+    ARGOCD,
+    ENV,
+    K3S,
+    PROFILE,
+    append,
+    only_problem,
+    refused,
+    rel,
+)
 from tirosh.argocd import parse_manifest
 from tirosh.inputs import ascii_match, text_problem
 from tirosh.site import load_site
@@ -170,9 +179,7 @@ def test_ascii_match_refuses_other_digits() -> None:
 def test_the_loader_refuses(
     repo: Path, name: str, old: str, new: str, key: str, message: str
 ) -> None:
-    edit(repo, name, old, new)
-    problem = only_problem(repo)
-    assert (problem.file, problem.key) == (rel(name), key)
+    problem = refused(repo, name, old, new, key)
     assert message in problem.message and "hunter2" not in problem.message
 
 
