@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from kubernetes import client

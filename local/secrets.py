@@ -142,14 +142,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser = argparse.ArgumentParser(prog="python -m local.secrets", description=__doc__)
     parser.add_argument("command", choices=("plan", "apply"))
     parser.add_argument("site")
-    parser.add_argument("--secret", default=None, help="only this Secret (default: all)")
+    parser.add_argument("--secret", help="only this Secret (default: KUBERNETES_SECRET, else all)")
     args = parser.parse_args(argv)
     env = os.environ if environ is None else environ
     site = load_or_report(args.site, environ=env)
     if site is None:
         return 2
     try:
-        return run(site, env, args.secret or None, args.command == "apply")
+        name = args.secret or env.get("KUBERNETES_SECRET") or None
+        return run(site, env, name, args.command == "apply")
     except SiteError as exc:
         print(exc, file=sys.stderr)
         return 2
