@@ -25,6 +25,7 @@ from tests.local.harness import (
     WORKLOAD_ADDRESS,
     Process,
     argocd_binaries,
+    bare_repositories,
     control_plane,
     free_port,
     manifest_subset,
@@ -38,6 +39,8 @@ SITE = "loop"
 MANAGEMENT = "loop/k3s"
 WORKLOAD = "loop/rke2/gpu"
 CLUSTER_NAME = "loop-gpu"
+GIT_USER = "git-bot"
+GIT_TOKEN = "canary-git-token-6c1e0b9f"
 
 
 @dataclass
@@ -312,3 +315,24 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             process.stop()
         left = [m for p in processes for m in process_group_members(p.popen.pid)]
         assert not left, f"processes left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a Git smart-HTTP server (tests/local/gitserver.py): /public/gitops.git for
+    anyone, /private/gitops.git for GIT_USER with GIT_TOKEN."""
+    tmp = tmp_path_factory.mktemp("git")
+    bare_repositories(tmp / "repos", tmp / "work")
+    port = free_port()
+    server = Process(
+        [sys.executable, "-m", "tests.local.gitserver", str(tmp / "repos"), str(port), GIT_USER],
+        tmp / "gitserver.log",
+        dict(os.environ),
+        REPO_ROOT,
+        stdin=GIT_TOKEN + "\n",
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/public/gitops.git/info/refs", server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -87,18 +87,24 @@ def control_plane(tmp: Path, tls_sans: list[str] | None = None) -> Iterator[Path
 class Process:
     """A background process in its own session, its output in a log file; stopped as a group."""
 
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self, argv: list[str], log: Path, env: dict[str, str], cwd: Path, stdin: str | None = None
+    ) -> None:
         self.log = log
         with log.open("wb") as out:
             self.popen = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
             )
+        if stdin is not None:
+            assert self.popen.stdin is not None
+            self.popen.stdin.write(stdin.encode())
+            self.popen.stdin.close()
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -159,3 +165,16 @@ def argocd_binaries(directory: Path) -> dict[str, Path]:
         link.symlink_to(binary)
         links[name] = link
     return links
+
+
+def bare_repositories(root: Path, work: Path) -> None:
+    """``root/public/gitops.git``, ``root/private/gitops.git`` and ``root/private/other.git``."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    work.mkdir(parents=True)
+    subprocess.run([*git, "init", "-q", str(work)], check=True)
+    (work / "README").write_text("gitops\n")
+    subprocess.run([*git, "-C", str(work), "add", "README"], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "first"], check=True)
+    for path in ("public/gitops.git", "private/gitops.git", "private/other.git"):
+        bare = root / path
+        subprocess.run([*git, "clone", "-q", "--bare", str(work), str(bare)], check=True)

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from local.argocd_api import Client, LoginFailed
-from tests.local.conftest import CLUSTER_NAME, MANAGEMENT, NAMESPACE, SITE, WORKLOAD, Harness
+from tests.local.conftest import (
+    CLUSTER_NAME,
+    GIT_TOKEN,
+    GIT_USER,
+    MANAGEMENT,
+    NAMESPACE,
+    SITE,
+    WORKLOAD,
+    Harness,
+)
 from tests.local.operator import Run, leaks, run
 
 pytestmark = pytest.mark.lab
@@ -268,6 +277,106 @@ def test_a_missing_token_is_named_before_anything_changes(harness: Harness) -> N
     result = run("local.repo", "add", SITE, env=_admin_env(harness))
     assert result.code == 1
     assert "export REPO_TOKEN" in result.stderr and "nothing was changed" in result.stderr
+
+
+def _repository_secret(harness: Harness, url: str) -> dict[str, str]:
+    result = harness.kubectl(
+        MANAGEMENT,
+        "-n",
+        NAMESPACE,
+        "get",
+        "secret",
+        "-l",
+        "argocd.argoproj.io/secret-type=repository",
+        "-o",
+        "json",
+    )
+    for item in json.loads(result.stdout)["items"]:
+        data = {k: base64.b64decode(v).decode() for k, v in item["data"].items()}
+        if data.get("url") == url:
+            return data
+    raise AssertionError(f"no repository Secret for {url}")
+
+
+def _repositories(harness: Harness, text: str) -> None:
+    (harness.sites / SITE / "argocd/repositories.toml").write_text(text)
+
+
+def test_public_and_token_repositories_connect(harness: Harness, git_server: str) -> None:
+    _repositories(
+        harness,
+        f"""
+[[repositories]]
+name = "public"
+url = "{git_server}/public/gitops.git"
+
+[[repositories]]
+name = "private"
+url = "{git_server}/private/gitops.git"
+username = "{GIT_USER}"
+token_env = "GIT_TOKEN"
+""",
+    )
+    env = _admin_env(harness, GIT_TOKEN=GIT_TOKEN)
+    result = run("local.repo", "add", SITE, env=env)
+    assert result.code == 0, result.output
+    assert "public: connection Successful" in result.stdout
+    assert "private: connection Successful" in result.stdout
+    stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
+    assert (stored["username"], stored["password"]) == (GIT_USER, GIT_TOKEN)
+    again = run("local.repo", "add", SITE, env=env)
+    assert again.code == 0, again.output
+    assert "private: unchanged repository" in again.stdout
+    assert " create " not in again.stdout and " update " not in again.stdout
+    listed = run("local.repo", "list", SITE, env=env)
+    assert listed.code == 0, listed.output
+    assert f"private  {git_server}/private/gitops.git  git  Successful" in listed.stdout
+    for item in (result, again, listed):
+        _clean(harness, item, _canaries(harness) + [GIT_TOKEN])
+
+
+def test_a_wrong_token_fails_and_the_stored_credentials_stay(
+    harness: Harness, git_server: str
+) -> None:
+    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN="wrong-token"))
+    assert result.code == 1, result.output
+    assert "private: connection Failed:" in result.stdout
+    assert "authentication required" in result.stdout.lower()
+    stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
+    assert stored["password"] == GIT_TOKEN
+
+
+def test_an_upsert_carries_the_credentials(harness: Harness, git_server: str) -> None:
+    text = (harness.sites / SITE / "argocd/repositories.toml").read_text()
+    _repositories(harness, text.replace('name = "private"', 'name = "private-renamed"'))
+    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
+    assert result.code == 0, result.output
+    assert "private-renamed: update    repository" in result.stdout
+    stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
+    assert (stored["name"], stored["password"]) == ("private-renamed", GIT_TOKEN)
+
+
+def test_a_credential_template_serves_a_repository_without_its_own(
+    harness: Harness, git_server: str
+) -> None:
+    _repositories(
+        harness,
+        f"""
+[[repositories]]
+name = "other"
+url = "{git_server}/private/other.git"
+
+[[credentials]]
+url = "{git_server}/private"
+username = "{GIT_USER}"
+token_env = "GIT_TOKEN"
+""",
+    )
+    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
+    assert result.code == 0, result.output
+    assert f"template {git_server}/private: create    repo-creds" in result.stdout
+    assert "other: connection Successful" in result.stdout
+    _clean(harness, result, _canaries(harness) + [GIT_TOKEN])
 
 
 # --------------------------------------------------------------------------- credentials
