@@ -185,9 +185,16 @@ class Client:
         elif isinstance(reason, TimeoutError | socket.timeout):
             text = f"no answer from {self.base_url} within {self.timeout:g} s: check the server address"
         elif isinstance(reason, http.client.HTTPException | ConnectionResetError):
+            # The usual cause: TLS spoken to a plain-HTTP server, or the other way round.
+            change = (
+                "add --plaintext to"
+                if self.base_url.startswith("https://")
+                else "drop --plaintext from"
+            )
             text = (
-                f"{self.base_url} closed the connection ({type(reason).__name__}): if it serves "
-                "HTTPS, drop --plaintext from login_args / ARGOCD_LOGIN_ARGS"
+                f"{self.base_url} closed the connection ({type(reason).__name__}): if the server "
+                f"speaks {'plain HTTP' if change.startswith('add') else 'HTTPS'}, {change} "
+                "login_args / ARGOCD_LOGIN_ARGS"
             )
         else:
             text = f"cannot reach Argo CD at {self.base_url}: {reason}"

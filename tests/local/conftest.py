@@ -303,7 +303,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             processes.append(relay)
             started, url, tls_url = _start_argocd(tmp, admin, redis_port)
             processes.extend(started)
-            wait_http(f"{tls_url.replace('https', 'http')}/api/version", started[2])
+            wait_http(f"{tls_url}/api/version", started[2])
             sites = tmp / "sites"
             workload_server = f"https://{WORKLOAD_ADDRESS}:{port}"
             _site(sites, url.removeprefix("http://"), workload_server)
