@@ -149,8 +149,10 @@ def _register_one(
     result.server = resolve_server(document, site.kubeconfig, cluster, site.argocd_context)
     workload = kubeclient.api_client(site.kubeconfig, cluster.context)
     try:
+        if rotate:
+            result.changes += cluster_rbac.revoke(workload, dry)
         result.changes += cluster_rbac.ensure_rbac(workload, cluster.namespaces, dry)
-        token_change = cluster_rbac.ensure_token_secret(workload, rotate, dry)
+        token_change = cluster_rbac.ensure_token_secret(workload, dry)
         result.changes.append(token_change)
         token = (
             None

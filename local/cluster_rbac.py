@@ -26,6 +26,7 @@ __all__ = [
     "TokenTimeout",
     "ensure_rbac",
     "ensure_token_secret",
+    "revoke",
     "wait_for_token",
 ]
 
@@ -199,17 +200,13 @@ def ensure_rbac(api: client.ApiClient, namespaces: tuple[str, ...], dry: bool) -
     return changes
 
 
-def ensure_token_secret(api: client.ApiClient, rotate: bool, dry: bool) -> Change:
-    """The token Secret; ``rotate`` deletes it first, so a new token replaces the old one."""
+def ensure_token_secret(api: client.ApiClient, dry: bool) -> Change:
+    """The token Secret that kube-controller-manager fills with the ServiceAccount's token."""
     core = client.CoreV1Api(api)
     what = f"Secret {SYSTEM_NAMESPACE}/{TOKEN_SECRET}"
-    existing = _get(lambda: core.read_namespaced_secret(TOKEN_SECRET, SYSTEM_NAMESPACE))
-    if existing is not None and not rotate:
+    if _get(lambda: core.read_namespaced_secret(TOKEN_SECRET, SYSTEM_NAMESPACE)) is not None:
         return Change("unchanged", what)
     if not dry:
-        if existing is not None:
-            core.delete_namespaced_secret(TOKEN_SECRET, SYSTEM_NAMESPACE)
-            _wait_gone(core)
         core.create_namespaced_secret(
             SYSTEM_NAMESPACE,
             {
@@ -223,18 +220,42 @@ def ensure_token_secret(api: client.ApiClient, rotate: bool, dry: bool) -> Chang
                 },
             },
         )
-    return Change(
-        "update" if existing is not None else "create", what + (" (new token)" if rotate else "")
-    )
+    return Change("create", what)
 
 
-def _wait_gone(core: client.CoreV1Api, timeout: float = 10.0) -> None:
+def revoke(api: client.ApiClient, dry: bool) -> list[Change]:
+    """Delete the ServiceAccount and its token Secret, so that new ones replace them.
+
+    A legacy token's claims are the Secret's and the ServiceAccount's names and the
+    ServiceAccount's uid, with no issue time: a Secret recreated under the same name would get
+    the very same token back. A new ServiceAccount (new uid) gives a new token, and deleting the
+    old one invalidates every token issued for it.
+    """
+    core = client.CoreV1Api(api)
+    changes = []
+    for kind, read, delete, name in (
+        ("Secret", core.read_namespaced_secret, core.delete_namespaced_secret, TOKEN_SECRET),
+        (
+            "ServiceAccount",
+            core.read_namespaced_service_account,
+            core.delete_namespaced_service_account,
+            MANAGER,
+        ),
+    ):
+        if _get(partial(read, name, SYSTEM_NAMESPACE)) is None:
+            continue
+        changes.append(Change("delete", f"{kind} {SYSTEM_NAMESPACE}/{name} (revokes the token)"))
+        if not dry:
+            delete(name, SYSTEM_NAMESPACE)
+            _wait_gone(partial(read, name, SYSTEM_NAMESPACE), f"{kind} {SYSTEM_NAMESPACE}/{name}")
+    return changes
+
+
+def _wait_gone(read: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while _get(lambda: core.read_namespaced_secret(TOKEN_SECRET, SYSTEM_NAMESPACE)) is not None:
+    while _get(read) is not None:
         if time.monotonic() > deadline:
-            raise TokenTimeout(
-                f"Secret {SYSTEM_NAMESPACE}/{TOKEN_SECRET} still exists {timeout:g} s after its deletion"
-            )
+            raise TokenTimeout(f"{what} still exists {timeout:g} s after its deletion")
         time.sleep(0.2)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -77,6 +80,24 @@ def _sa_token(harness: Harness) -> str:
     return base64.b64decode(result.stdout).decode() if result.stdout else ""
 
 
+def _workload_accepts(harness: Harness, token: str) -> bool:
+    """Whether the workload API authenticates ``token`` (header only, never argv)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(
+        f"{harness.workload_direct}/api", headers={"Authorization": f"Bearer {token}"}
+    )
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    try:
+        with opener.open(request, timeout=10):
+            return True
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401, exc.code
+        return False
+
+
 def _clean(harness: Harness, result: Run, canaries: list[str] | None = None) -> None:
     found = leaks(result, canaries or _canaries(harness), [harness.home, harness.sites])
     assert not found, found
@@ -123,7 +144,8 @@ def test_cluster_add_registers_the_workload_cluster_with_a_token(harness: Harnes
     stored = _cluster_secret(harness)
     config = json.loads(stored["config"])
     assert stored["server"] == harness.workload_server and stored["name"] == CLUSTER_NAME
-    assert config["bearerToken"] == _sa_token(harness)
+    same = config["bearerToken"] == _sa_token(harness)
+    assert same
     assert (
         "keyData" not in config["tlsClientConfig"] and "certData" not in config["tlsClientConfig"]
     )
@@ -170,8 +192,13 @@ def test_cluster_rotate_replaces_the_token(harness: Harness) -> None:
     result = run("local.cluster", "rotate", SITE, env=_admin_env(harness))
     assert result.code == 0, result.output
     new = _sa_token(harness)
-    assert new and new != old
-    assert json.loads(_cluster_secret(harness)["config"])["bearerToken"] == new
+    same = new == old  # compared apart: an assert on the tokens would print them
+    assert new and not same, result.stdout
+    stored = json.loads(_cluster_secret(harness)["config"])["bearerToken"] == new
+    assert stored
+    assert (
+        "delete    ServiceAccount kube-system/argocd-manager (revokes the token)" in result.stdout
+    )
     assert "update    Argo CD cluster" in result.stdout and "connection Successful" in result.stdout
     _clean(harness, result, _canaries(harness) + [old])
 
