@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -406,6 +408,50 @@ token_env = "GIT_TOKEN"
     assert f"template {git_server}/private: create    repo-creds" in result.stdout
     assert "other: connection Successful" in result.stdout
     _clean(harness, result, _canaries(harness) + [GIT_TOKEN])
+
+
+def test_ssh_host_keys_go_to_argocd_and_the_deploy_key_stays_secret(
+    harness: Harness, tmp_path: Path
+) -> None:
+    key = tmp_path / "deploy-key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)], check=True
+    )
+    key.chmod(0o600)
+    private = key.read_text()
+    public = key.with_suffix(".pub").read_text().split()
+    _repositories(
+        harness,
+        f"""
+[[repositories]]
+name = "over-ssh"
+url = "ssh://git@127.0.0.1:9/org/r.git"
+ssh_key_file = "{key}"
+ssh_known_hosts = ["[127.0.0.1]:9 {public[0]} {public[1]}"]
+""",
+    )
+    result = run("local.repo", "add", SITE, env=_admin_env(harness))
+    assert "known hosts: create    SSH known host [127.0.0.1]:9 ssh-ed25519" in result.stdout, (
+        result.output
+    )
+    known = harness.kubectl(
+        MANAGEMENT,
+        "-n",
+        NAMESPACE,
+        "get",
+        "configmap",
+        "argocd-ssh-known-hosts-cm",
+        "-o",
+        "jsonpath={.data.ssh_known_hosts}",
+    ).stdout
+    assert f"[127.0.0.1]:9 ssh-ed25519 {public[1]}" in known
+    # Nothing listens on port 9: Argo CD's own connection error, and a non-zero exit.
+    assert result.code == 1 and "over-ssh: connection Failed:" in result.stdout
+    again = run("local.repo", "add", SITE, env=_admin_env(harness))
+    assert "known hosts: unchanged SSH known host [127.0.0.1]:9" in again.stdout
+    key_body = "".join(private.splitlines()[1:-1])
+    for item in (result, again):
+        _clean(harness, item, [*_canaries(harness), key_body])
 
 
 # --------------------------------------------------------------------------- credentials
