@@ -560,3 +560,15 @@ def test_without_credentials_one_line_says_what_to_provide(harness: Harness) -> 
         "ARGOCD_PASSWORD or ARGOCD_AUTH_TOKEN, or run from a terminal with --prompts-enabled in "
         "argocd.login_args / ARGOCD_LOGIN_ARGS"
     )
+
+
+def test_a_site_that_declares_nothing_skips_the_phase_in_one_line(harness: Harness) -> None:
+    site = harness.sites / SITE / "argocd"
+    for name in ("secrets.toml", "repositories.toml"):
+        (site / name).unlink(missing_ok=True)
+    (site / "clusters.toml").write_text("clusters = []\n")
+    result = run("local.phase", SITE, env=harness.env())
+    assert result.code == 0, result.output
+    assert result.stdout == (
+        f"local phase: site {SITE} declares no cluster, repository or Secret: skipped\n"
+    )
