@@ -177,10 +177,16 @@ def argocd_binaries(directory: Path) -> dict[str, Path]:
     binary = build.argocd()
     directory.mkdir(parents=True, exist_ok=True)
     links = {}
-    for name in ("argocd-server", "argocd-repo-server"):
+    # "argocd" too: repo-server runs git with GIT_ASKPASS=argocd (argocd-git-ask-pass mode).
+    for name in ("argocd", "argocd-server", "argocd-repo-server", "argocd-application-controller"):
         link = directory / name
         link.symlink_to(binary)
         links[name] = link
+    # The image's hack/git-verify-wrapper.sh, which repo-server runs for every revision: the
+    # output of `git verify-commit`, with "no signature" not an error.
+    wrapper = directory / "git-verify-wrapper.sh"
+    wrapper.write_text('#!/bin/sh\ngit verify-commit "$1" 2>&1\nexit 0\n')
+    wrapper.chmod(0o755)
     return links
 
 
@@ -190,7 +196,12 @@ def bare_repositories(root: Path, work: Path, extra: tuple[str, ...] = ()) -> No
     work.mkdir(parents=True)
     subprocess.run([*git, "init", "-q", str(work)], check=True)
     (work / "README").write_text("gitops\n")
-    subprocess.run([*git, "-C", str(work), "add", "README"], check=True)
+    (work / "apps").mkdir()
+    (work / "apps" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: synced-by-argocd\n"
+        "  namespace: default\ndata:\n  from: gitops\n"
+    )
+    subprocess.run([*git, "-C", str(work), "add", "README", "apps"], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "first"], check=True)
     for path in ("public/gitops.git", "private/gitops.git", "private/other.git", *extra):
         bare = root / path
@@ -316,13 +327,18 @@ cluster_name = "{CLUSTER_NAME}"
 def _start_argocd(tmp: Path, admin: Path, redis_port: int) -> tuple[list[Process], str, str]:
     links = argocd_binaries(tmp / "bin")
     env = dict(os.environ, HOME=str(tmp), ARGOCD_GPG_ENABLED="false")
-    for name in ("gnupg", "tls", "ssh", "plugins"):
+    env["PATH"] = f"{tmp / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    for name in ("gnupg", "tls", "ssh", "plugins", "tmp"):
         (tmp / name).mkdir(mode=0o700)
     env.update(
         ARGOCD_GNUPGHOME=str(tmp / "gnupg"),
         ARGOCD_TLS_DATA_PATH=str(tmp / "tls"),
         ARGOCD_SSH_DATA_PATH=str(tmp / "ssh"),
         ARGOCD_PLUGINSOCKFILEPATH=str(tmp / "plugins"),
+        # repo-server clones into $TMPDIR/_argocd-repo: this harness's own, removed with it.
+        TMPDIR=str(tmp / "tmp"),
+        # Default /tmp/reposerver-ask-pass.sock: shared by every repo-server on the machine.
+        ARGOCD_ASK_PASS_SOCK=str(tmp / "plugins" / "ask-pass.sock"),
     )
     repo_port, plain_port, tls_port = free_port(), free_port(), free_port()
     redis = f"127.0.0.1:{redis_port}"
@@ -394,7 +410,28 @@ def _start_argocd(tmp: Path, admin: Path, redis_port: int) -> tuple[list[Process
         env,
         tmp,
     )
-    return [repo, plain, tls], url, f"https://127.0.0.1:{tls_port}"
+    # The application controller syncs Applications to registered clusters (the proof that a
+    # registered cluster and repository work); without a kubelet only Pod-less objects go live.
+    controller = Process(
+        [
+            str(links["argocd-application-controller"]),
+            "--kubeconfig",
+            str(admin),
+            "--namespace",
+            NAMESPACE,
+            "--redis",
+            redis,
+            "--repo-server",
+            f"127.0.0.1:{repo_port}",
+            "--repo-server-plaintext",
+            "--metrics-port",
+            str(free_port()),
+        ],
+        tmp / "application-controller.log",
+        env,
+        tmp,
+    )
+    return [repo, plain, tls, controller], url, f"https://127.0.0.1:{tls_port}"
 
 
 @contextmanager

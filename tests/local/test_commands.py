@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -82,6 +83,19 @@ def _sa_token(harness: Harness) -> str:
     return base64.b64decode(result.stdout).decode() if result.stdout else ""
 
 
+def _connected(stdout: str) -> bool:
+    """The cluster's state after registering: Successful (argocd-server's own test), or Unknown
+    once the application controller took over and no Application uses the cluster yet (what
+    Argo CD reports then); never Failed. The Application test below proves the connection."""
+    states = [line for line in stdout.splitlines() if f"cluster {CLUSTER_NAME}: connection" in line]
+    return len(states) == 1 and (
+        states[0].endswith("connection Successful")
+        or states[0].endswith(
+            "connection Unknown: Cluster has no applications and is not being monitored."
+        )
+    )
+
+
 def _workload_accepts(harness: Harness, token: str) -> bool:
     """Whether the workload API authenticates ``token`` (header only, never argv)."""
     context = ssl.create_default_context()
@@ -143,7 +157,7 @@ def test_cluster_add_registers_the_workload_cluster_with_a_token(harness: Harnes
         f"cluster {CLUSTER_NAME}: create    Argo CD cluster {CLUSTER_NAME} ({harness.workload_server})"
         in result.stdout
     )
-    assert f"cluster {CLUSTER_NAME}: connection Successful" in result.stdout
+    assert _connected(result.stdout)
     _clean(harness, result)
     stored = _cluster_secret(harness)
     config = json.loads(stored["config"])
@@ -180,7 +194,7 @@ def test_cluster_add_again_changes_nothing(harness: Harness) -> None:
         if "connection" not in line
     ]
     assert set(actions) == {"unchanged"}, result.stdout
-    assert "connection Successful" in result.stdout
+    assert _connected(result.stdout)
     assert _cluster_secret(harness) == before
     _clean(harness, result)
 
@@ -203,7 +217,7 @@ def test_cluster_rotate_replaces_the_token(harness: Harness) -> None:
     assert (
         "delete    ServiceAccount kube-system/argocd-manager (revokes the token)" in result.stdout
     )
-    assert "update    Argo CD cluster" in result.stdout and "connection Successful" in result.stdout
+    assert "update    Argo CD cluster" in result.stdout and _connected(result.stdout)
     _clean(harness, result, _canaries(harness) + [old])
 
 
@@ -452,6 +466,40 @@ ssh_known_hosts = ["[127.0.0.1]:9 {public[0]} {public[1]}"]
     key_body = "".join(private.splitlines()[1:-1])
     for item in (result, again):
         _clean(harness, item, [*_canaries(harness), key_body])
+
+
+def test_an_application_syncs_the_registered_repository_to_the_registered_cluster(
+    harness: Harness, git_server: str
+) -> None:
+    """Proof that what was registered works: Argo CD's own controller syncs through both."""
+    client = Client(harness.url)
+    client.login("admin", harness.initial_password() or NEW_PASSWORD, "test")
+    application = {
+        "metadata": {"name": "proof", "namespace": NAMESPACE},
+        "spec": {
+            "project": "default",
+            "source": {
+                "repoURL": f"{git_server}/private/gitops.git",
+                "path": "apps",
+                "targetRevision": "main",
+            },
+            "destination": {"server": harness.workload_server, "namespace": "default"},
+            "syncPolicy": {"automated": {}},
+        },
+    }
+    client.request("POST", "/api/v1/applications", application, {"upsert": "true"})
+    deadline = time.monotonic() + 120
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = client.request("GET", "/api/v1/applications/proof").get("status") or {}
+        if (status.get("sync") or {}).get("status") == "Synced":
+            break
+        time.sleep(2)
+    assert (status.get("sync") or {}).get("status") == "Synced", json.dumps(status)[:2000]
+    synced = harness.kubectl(
+        WORKLOAD, "-n", "default", "get", "configmap", "synced-by-argocd", "-o", "json"
+    )
+    assert json.loads(synced.stdout)["data"] == {"from": "gitops"}
 
 
 # --------------------------------------------------------------------------- credentials
