@@ -496,6 +496,14 @@ def test_an_application_syncs_the_registered_repository_to_the_registered_cluste
             break
         time.sleep(2)
     assert (status.get("sync") or {}).get("status") == "Synced", json.dumps(status)[:2000]
+    # The controller now monitors the cluster: its state turns Successful (refreshed every ~10 s).
+    state = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and state != "Successful":
+        found = client.get_cluster(harness.workload_server) or {}
+        state = ((found.get("info") or {}).get("connectionState") or {}).get("status", "")
+        time.sleep(2)
+    assert state == "Successful"
     synced = harness.kubectl(
         WORKLOAD, "-n", "default", "get", "configmap", "synced-by-argocd", "-o", "json"
     )
