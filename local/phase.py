@@ -84,16 +84,18 @@ def run(site: Site, dry: bool = False, environ: Mapping[str, str] | None = None)
         values(registry, env, secrets.read_dotenv(site.repo_root))
     repositories, templates = load_repositories(site.root, env)
     prompt = site_settings(site, env).prompts and sys.stdin.isatty()
-    repo.gather_secrets(repositories, templates, env, prompt)
+    repo_secrets = repo.gather_secrets(repositories, templates, env, prompt)
     code = 0
     if dry:
         code |= cluster.report(cluster.register_clusters(site, None, env, dry=True))
-        code |= repo.report(repo.register_repositories(site, None, env, prompt, dry=True))
+        code |= repo.report(repo.register_repositories(site, None, env, prompt, True, repo_secrets))
         return code | _secrets(site, env, dry=True)
     if what.clusters or what.repositories:
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
             code |= cluster.report(cluster.register_clusters(site, argocd, env))
-            code |= repo.report(repo.register_repositories(site, argocd, env, prompt))
+            code |= repo.report(
+                repo.register_repositories(site, argocd, env, prompt, False, repo_secrets)
+            )
     return code | _secrets(site, env, dry=False)
 
 

@@ -212,11 +212,15 @@ def register_repositories(
     environ: Mapping[str, str],
     prompt: bool = False,
     dry: bool = False,
+    secrets: Mapping[str, str | None] | None = None,
 ) -> list[RepoResult]:
+    """Register the site's templates and repositories; ``secrets`` from ``gather_secrets`` when
+    the caller gathered them already (so a prompt is never shown twice)."""
     repositories, templates = load_repositories(site.root, environ)
     if not repositories and not templates:
         return []
-    secrets = gather_secrets(repositories, templates, environ, prompt)
+    if secrets is None:
+        secrets = gather_secrets(repositories, templates, environ, prompt)
     keys = [k for r in repositories for k in host_keys(r.url, r.credentials, environ)]
     keys += [k for t in templates for k in host_keys(t.url, t.credentials, environ)]
     api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
