@@ -144,3 +144,48 @@ lint: deps ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy tirosh local facts operations lab deploys deploy.py tests bench verify
 	for f in inventories/*.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
+
+# --- local phase ------------------------------------------------------------------------------
+# From the operator's machine, through the Argo CD REST API and the kube contexts (local/).
+# Credentials: ARGOCD_AUTH_TOKEN, ARGOCD_PASSWORD, else argocd-initial-admin-secret over SSH,
+# else a prompt (--prompts-enabled). Secret values come from the environment or .env only.
+.PHONY: argocd/password argocd/password/update argocd/cluster/add argocd/cluster/rotate \
+	argocd/repo/add argocd/repo/list kubernetes/secret/plan kubernetes/secret/apply \
+	argocd/doctor local/phase local/plan
+# --yes for argocd/password/update: delete argocd-initial-admin-secret without asking.
+YES ?=
+# The Secret's name reaches the command through the environment, never the shell line.
+KUBERNETES_SECRET ?=
+export KUBERNETES_SECRET
+argocd/password: deps ## print the initial admin password (argocd-initial-admin-secret, over SSH)
+	@$(PY) -m local.password show $(SITE)
+
+argocd/password/update: deps ## change the admin password (typed twice, or ARGOCD_NEW_PASSWORD)
+	@$(PY) -m local.password update $(SITE) $(if $(filter true yes 1,$(YES)),--yes)
+
+argocd/cluster/add: deps ## register the workload cluster(s) with a ServiceAccount token
+	@$(PY) -m local.cluster add $(SITE)
+
+argocd/cluster/rotate: deps ## replace the workload cluster's token and re-register it
+	@$(PY) -m local.cluster rotate $(SITE)
+
+argocd/repo/add: deps ## register sites/$(SITE)/argocd/repositories.toml in Argo CD
+	@$(PY) -m local.repo add $(SITE)
+
+argocd/repo/list: deps ## repositories and templates in Argo CD, with connection state
+	@$(PY) -m local.repo list $(SITE)
+
+kubernetes/secret/plan: deps ## create/update/unchanged per Secret and key (KUBERNETES_SECRET=name)
+	@$(PY) -m local.secrets plan $(SITE)
+
+kubernetes/secret/apply: deps ## server-side apply the site's Secrets (KUBERNETES_SECRET=name)
+	@$(PY) -m local.secrets apply $(SITE)
+
+argocd/doctor: deps ## troubleshooting checks in one screen; non-zero when one fails
+	@$(PY) -m local.doctor $(SITE)
+
+local/phase: deps ## the deploy's local phase alone: clusters, repositories, Secrets
+	@$(PY) -m local.phase $(SITE)
+
+local/plan: deps ## what the local phase would change (--dry)
+	@$(PY) -m local.phase $(SITE) --dry

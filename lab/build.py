@@ -77,7 +77,11 @@ def _go_build(
 
 def _argocd_ldflags() -> str:
     # The release's Makefile sets the same variable; -s -w as its images strip the binary.
-    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={versions.ARGOCD}"
+    # (local-phase fix) The variable takes the version without its "v": Argo CD prepends one,
+    # and "vv3.5.1" breaks the API's own user-agent check (every REST call answered 400
+    # "could not parse version from user-agent: argocd-client/vv3.5.1+unknown").
+    version = versions.ARGOCD.removeprefix("v")
+    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={version}"
 
 
 def argocd_key() -> str:

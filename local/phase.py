@@ -1,0 +1,132 @@
+"""The deploy's local phase: after the remote one, from the operator's machine.
+
+Registers the declared workload clusters, repositories and credential templates in Argo CD and
+applies the registered Secrets. Which parts run is decided by what the site declares; a site
+that declares nothing skips the phase in one line. Every input (tokens, keys, variables) is
+gathered before anything changes. ``dry`` lists per object what would be created, updated or
+left unchanged, and changes nothing (no Argo CD login is needed for it).
+
+The lead calls ``run(site, dry=...)`` from deploy.py after the remote phase;
+``python -m local.phase SITE [--dry]`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from local import cluster, initial_secret, kubeclient, repo, secrets
+from local.argocd_api import ArgoCDError
+from local.cluster_rbac import TokenTimeout
+from local.session import open_session, site_settings
+from tirosh.clusters import ContextProblem, load_clusters
+from tirosh.repositories import load_repositories
+from tirosh.secrets_registry import MissingVariables, load_secrets, values
+from tirosh.site import Site, SiteError, load_or_report
+
+__all__ = ["Declared", "declared", "main", "run"]
+
+
+@dataclass(frozen=True)
+class Declared:
+    clusters: int
+    repositories: int
+    secrets: int
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.clusters or self.repositories or self.secrets)
+
+
+def declared(site: Site, environ: Mapping[str, str]) -> Declared:
+    """What the site declares for this phase (SiteError when a file is invalid)."""
+    clusters = load_clusters(
+        site.root, site.argocd.cluster_context, site.argocd.cluster_name, environ
+    )
+    repositories, templates = load_repositories(site.root, environ)
+    return Declared(len(clusters), len(repositories) + len(templates), len(load_secrets(site.root)))
+
+
+def _secrets(site: Site, environ: Mapping[str, str], dry: bool) -> int:
+    registry = load_secrets(site.root)
+    if not registry:
+        return 0
+    found = values(registry, environ, secrets.read_dotenv(site.repo_root))
+    api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
+    try:
+        core = client.CoreV1Api(api)
+        planned = secrets.plan_secrets(core, registry, found)
+        for _, _, changes in planned:
+            for change in changes:
+                print(f"secret: {change}")
+        if not dry:
+            secrets.apply_secrets(core, planned)
+    finally:
+        api.close()
+    return 0
+
+
+def run(site: Site, dry: bool = False, environ: Mapping[str, str] | None = None) -> int:
+    """Run the phase; print one line per object; return the exit code (0: all good)."""
+    env = os.environ if environ is None else environ
+    what = declared(site, env)
+    if what.nothing:
+        print(f"local phase: site {site.name} declares no cluster, repository or Secret: skipped")
+        return 0
+    # Inputs first: a missing variable or token stops the phase before anything changes.
+    registry = load_secrets(site.root)
+    if registry:
+        values(registry, env, secrets.read_dotenv(site.repo_root))
+    repositories, templates = load_repositories(site.root, env)
+    prompt = site_settings(site, env).prompts and sys.stdin.isatty()
+    repo_secrets = repo.gather_secrets(repositories, templates, env, prompt)
+    code = 0
+    if dry:
+        code |= cluster.report(cluster.register_clusters(site, None, env, dry=True))
+        code |= repo.report(repo.register_repositories(site, None, env, prompt, True, repo_secrets))
+        return code | _secrets(site, env, dry=True)
+    if what.clusters or what.repositories:
+        with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
+            code |= cluster.report(cluster.register_clusters(site, argocd, env))
+            code |= repo.report(
+                repo.register_repositories(site, argocd, env, prompt, False, repo_secrets)
+            )
+    return code | _secrets(site, env, dry=False)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.phase", description=__doc__)
+    parser.add_argument("site")
+    parser.add_argument("--dry", action="store_true")
+    args = parser.parse_args(argv)
+    env = os.environ if environ is None else environ
+    site = load_or_report(args.site, environ=env)
+    if site is None:
+        return 2
+    try:
+        return run(site, args.dry, env)
+    except SiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (
+        ArgoCDError,
+        ContextProblem,
+        MissingVariables,
+        repo.MissingSecret,
+        kubeclient.KubeconfigError,
+        TokenTimeout,
+    ) as exc:
+        print(f"local phase: {exc}", file=sys.stderr)
+        return 1
+    except client.ApiException as exc:
+        print(f"local phase: Kubernetes API: {exc.status} {exc.reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""tirosh.repositories: repositories.toml, known-hosts lines, and the API bodies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tirosh.repositories import (
+    Credentials,
+    KnownHost,
+    Repository,
+    Template,
+    covering_template,
+    known_hosts_for,
+    load_repositories,
+    parse_known_host,
+    repo_creds_body,
+    repository_body,
+    ssh_host,
+)
+from tirosh.site import SiteError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def _load(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> Any:
+    site = tmp_path / "s"
+    (site / "argocd").mkdir(parents=True, exist_ok=True)
+    (site / "argocd/repositories.toml").write_text(text)
+    return load_repositories(site, environ or {"HOME": "/home/op"})
+
+
+def test_tirosh_home_declares_the_runbooks_gitops_repository() -> None:
+    repositories, templates = load_repositories(REPO_ROOT / "sites/tirosh-home", {})
+    assert repositories == [
+        Repository("tirosh-gitops", "https://github.com/tirosh-chain/tirosh-gitops.git")
+    ]
+    assert templates == []
+
+
+def test_no_file_declares_nothing(tmp_path: Path) -> None:
+    assert load_repositories(tmp_path, {}) == ([], [])
+
+
+def test_public_token_ssh_and_template(tmp_path: Path) -> None:
+    text = f"""
+[[repositories]]
+name = "pub"
+url = "https://git.example/pub.git"
+
+[[repositories]]
+name = "priv"
+url = "https://git.example/priv.git"
+username = "bot"
+
+[[repositories]]
+name = "ssh"
+url = "git@git.example:org/r.git"
+ssh_key_file = "~/.ssh/deploy"
+ssh_known_hosts = ["git.example ssh-ed25519 {KEY}"]
+
+[[credentials]]
+url = "https://git.example/org"
+username = "bot"
+token_env = "ORG_TOKEN"
+"""
+    repositories, templates = _load(tmp_path, text)
+    assert [r.credentials.kind for r in repositories] == ["none", "token", "ssh"]
+    assert repositories[1].credentials.token_env == "GITHUB_TOKEN"
+    assert repositories[2].credentials.ssh_key_file == Path("/home/op/.ssh/deploy")
+    assert repositories[2].credentials.ssh_known_hosts == (
+        KnownHost("git.example", "ssh-ed25519", KEY),
+    )
+    assert templates == [Template("https://git.example/org", Credentials("bot", "ORG_TOKEN"))]
+
+
+def test_problems_are_reported_with_file_and_key(tmp_path: Path) -> None:
+    text = """
+[[repositories]]
+name = "a"
+url = "https://user:pw@git.example/a.git"
+
+[[repositories]]
+name = "b"
+url = "ssh://git@git.example:2222/b.git"
+username = "bot"
+ssh_known_hosts = ["other.example ssh-ed25519 AAAA", "not a key line"]
+
+[[repositories]]
+name = "c"
+url = "https://git.example/c.git"
+token_env = "lower-case"
+kind = "git"
+
+[[credentials]]
+url = "https://git.example"
+"""
+    with pytest.raises(SiteError) as error:
+        _load(tmp_path, text)
+    text_out = str(error.value)
+    prefix = "sites/s/argocd/repositories.toml: "
+    assert prefix + "repositories[0].url: must not carry credentials" in text_out
+    assert prefix + "repositories[1].username: SSH URLs authenticate with ssh_key_file" in text_out
+    assert prefix + "repositories[1].ssh_known_hosts[1]: must be a known_hosts line" in text_out
+    assert prefix + "repositories[2].token_env: must name an environment variable" in text_out
+    assert prefix + "repositories[2].kind: unknown key (known keys: name, url, type," in text_out
+    assert prefix + "credentials[0].username: a template needs credentials" in text_out
+
+
+def test_a_pinned_key_for_another_host_is_refused(tmp_path: Path) -> None:
+    text = f"""
+[[repositories]]
+name = "x"
+url = "ssh://git@git.example:2222/x.git"
+ssh_key_file = "/keys/x"
+ssh_known_hosts = ["git.example ssh-ed25519 {KEY}"]
+"""
+    with pytest.raises(
+        SiteError, match=r"is for git.example, the URL's host is \[git.example\]:2222"
+    ):
+        _load(tmp_path, text)
+
+
+def test_duplicate_names_and_urls(tmp_path: Path) -> None:
+    text = '[[repositories]]\nname = "a"\nurl = "https://g/a"\n[[repositories]]\nname = "a"\nurl = "https://g/a"\n'
+    with pytest.raises(SiteError) as error:
+        _load(tmp_path, text)
+    assert "repositories[1].name: 'a' is declared twice" in str(error.value)
+    assert "repositories[1].url: 'https://g/a' is declared twice" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("git@github.com:org/r.git", ("github.com", 22)),
+        ("ssh://git@Git.Example:2222/r.git", ("git.example", 2222)),
+        ("https://github.com/org/r.git", None),
+    ],
+)
+def test_ssh_host(url: str, expected: tuple[str, int] | None) -> None:
+    assert ssh_host(url) == expected
+
+
+def test_known_hosts_lookup_handles_ports_aliases_and_junk() -> None:
+    lines = [
+        "# comment",
+        f"git.example,10.0.0.5 ssh-ed25519 {KEY}",
+        f"[git.example]:2222 ssh-ed25519 {KEY}",
+        "|1|hashed= ssh-ed25519 AAAA",
+        "git.example ssh-dss AAAA",
+    ]
+    assert known_hosts_for(lines, "git.example", 22) == [
+        KnownHost("git.example", "ssh-ed25519", KEY)
+    ]
+    assert known_hosts_for(lines, "git.example", 2222) == [
+        KnownHost("[git.example]:2222", "ssh-ed25519", KEY)
+    ]
+    assert known_hosts_for(lines, "10.0.0.5", 22) == [KnownHost("10.0.0.5", "ssh-ed25519", KEY)]
+    assert parse_known_host("git.example ssh-ed25519 not-base64!") is None
+
+
+def test_bodies_always_carry_credentials() -> None:
+    token = Repository("p", "https://g/p.git", credentials=Credentials("bot", "T"))
+    assert repository_body(token, "s3cret") == {
+        "repo": "https://g/p.git",
+        "name": "p",
+        "type": "git",
+        "username": "bot",
+        "password": "s3cret",
+    }
+    ssh = Repository("s", "git@g:p.git", credentials=Credentials(ssh_key_file=Path("/k")))
+    assert repository_body(ssh, "KEY")["sshPrivateKey"] == "KEY"
+    public = Repository("pub", "https://g/pub.git")
+    assert repository_body(public, None) == {
+        "repo": "https://g/pub.git",
+        "name": "pub",
+        "type": "git",
+    }
+    template = Template("https://g/org", Credentials("bot", "T"))
+    assert repo_creds_body(template, "t") == {
+        "url": "https://g/org",
+        "type": "git",
+        "username": "bot",
+        "password": "t",
+    }
+
+
+def test_covering_template_is_the_longest_prefix() -> None:
+    short, long = (
+        Template("https://g/", Credentials("a")),
+        Template("https://g/org", Credentials("b")),
+    )
+    assert covering_template("https://g/org/r.git", [short, long]) == long
+    assert covering_template("https://other/r.git", [short, long]) is None

@@ -1,0 +1,147 @@
+"""tirosh.secrets_registry: secrets.toml, .env, values, and a plan that never shows a value."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from tirosh.secrets_registry import (
+    DOCKERCONFIGJSON,
+    KeyChange,
+    MissingVariables,
+    RegistrySecret,
+    desired_data,
+    load_secrets,
+    parse_dotenv,
+    plan,
+    values,
+)
+from tirosh.site import SiteError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WRITEBACK = RegistrySecret(
+    "argocd-image-updater-gitops-writeback",
+    "argocd",
+    "Opaque",
+    (("username", "GITOPS_WRITEBACK_USERNAME"), ("password", "GITOPS_WRITEBACK_TOKEN")),
+)
+GHCR = RegistrySecret(
+    "argocd-image-updater-ghcr-pull",
+    "argocd",
+    DOCKERCONFIGJSON,
+    (),
+    "ghcr.io",
+    "GHCR_USERNAME",
+    "GHCR_PULL_TOKEN",
+)
+ENV = {
+    "GITOPS_WRITEBACK_USERNAME": "bot",
+    "GITOPS_WRITEBACK_TOKEN": "canary-writeback-token",
+    "GHCR_USERNAME": "puller",
+    "GHCR_PULL_TOKEN": "canary-ghcr-token",
+}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_tirosh_home_ships_the_runbooks_two_secrets() -> None:
+    assert load_secrets(REPO_ROOT / "sites/tirosh-home") == [WRITEBACK, GHCR]
+
+
+def test_problems_with_file_and_key(tmp_path: Path) -> None:
+    site = tmp_path / "s"
+    (site / "argocd").mkdir(parents=True)
+    (site / "argocd/secrets.toml").write_text("""
+[[secrets]]
+name = "Bad_Name"
+namespace = "argocd"
+type = "kubernetes.io/tls"
+registry = "ghcr.io"
+[secrets.keys]
+token = "not-a-var"
+
+[[secrets]]
+name = "pull"
+namespace = "argocd"
+type = "kubernetes.io/dockerconfigjson"
+registry = "ghcr.io/org"
+""")
+    with pytest.raises(SiteError) as error:
+        load_secrets(site)
+    out = str(error.value)
+    prefix = "sites/s/argocd/secrets.toml: "
+    assert prefix + "secrets[0].name: must be a Kubernetes name" in out
+    assert prefix + "secrets[0].type: must be Opaque or kubernetes.io/dockerconfigjson" in out
+    assert prefix + "secrets[0].registry: only for type kubernetes.io/dockerconfigjson" in out
+    assert prefix + "secrets[0].keys.token: must name an environment variable" in out
+    assert prefix + "secrets[1].registry: must be a registry host such as ghcr.io" in out
+    assert prefix + "secrets[1].username_env: required key is missing" in out
+
+
+def test_dotenv_forms() -> None:
+    text = "# c\nexport A=1\nB = 'two words'\nC=\"x#y\"\nD=plain # comment\nnot a line\n9X=bad\n"
+    assert parse_dotenv(text) == {"A": "1", "B": "two words", "C": "x#y", "D": "plain"}
+
+
+def test_environment_wins_and_missing_variables_are_all_named() -> None:
+    found = values(
+        [WRITEBACK],
+        {"GITOPS_WRITEBACK_USERNAME": "env"},
+        {"GITOPS_WRITEBACK_USERNAME": "dot", "GITOPS_WRITEBACK_TOKEN": "t"},
+    )
+    assert found == {"GITOPS_WRITEBACK_USERNAME": "env", "GITOPS_WRITEBACK_TOKEN": "t"}
+    with pytest.raises(MissingVariables) as error:
+        values([WRITEBACK, GHCR], {"GHCR_USERNAME": "u"}, {})
+    assert str(error.value) == (
+        "not set in the environment or .env: GITOPS_WRITEBACK_USERNAME (Secret "
+        "argocd-image-updater-gitops-writeback), GITOPS_WRITEBACK_TOKEN (Secret "
+        "argocd-image-updater-gitops-writeback), GHCR_PULL_TOKEN (Secret "
+        "argocd-image-updater-ghcr-pull); nothing was applied"
+    )
+
+
+def test_dockerconfigjson_has_the_auth_field_image_updater_needs() -> None:
+    data = desired_data(GHCR, ENV)
+    config = json.loads(data[".dockerconfigjson"])
+    auth = config["auths"]["ghcr.io"]["auth"]
+    assert base64.b64decode(auth).decode() == "puller:canary-ghcr-token"
+
+
+def test_plan_create_update_unchanged_never_shows_a_value() -> None:
+    wanted = desired_data(WRITEBACK, ENV)
+    ref = "argocd/argocd-image-updater-gitops-writeback"
+    assert plan(WRITEBACK, wanted, None) == [
+        KeyChange(ref, "", "create"),
+        KeyChange(ref, "username", "create"),
+        KeyChange(ref, "password", "create"),
+    ]
+    existing = {
+        "type": "Opaque",
+        "data": {"username": _b64("bot"), "password": _b64("old"), "extra": _b64("x")},
+    }
+    changes = plan(WRITEBACK, wanted, existing)
+    assert [(c.key, c.action) for c in changes] == [
+        ("username", "unchanged"),
+        ("password", "update"),
+    ]
+    text = "\n".join(str(c) for c in changes)
+    assert "update    Secret argocd/argocd-image-updater-gitops-writeback key password" in text
+    for value in ENV.values():
+        assert value not in text
+
+
+def test_dockerconfigjson_compares_by_meaning_and_type_changes_show() -> None:
+    wanted = desired_data(GHCR, ENV)
+    reordered = json.dumps(json.loads(wanted[".dockerconfigjson"]), indent=2)
+    existing = {"type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": _b64(reordered)}}
+    assert [c.action for c in plan(GHCR, wanted, existing)] == ["unchanged"]
+    opaque = {"type": "Opaque", "data": {".dockerconfigjson": _b64(reordered)}}
+    assert [(c.key, c.action) for c in plan(GHCR, wanted, opaque)] == [
+        ("", "update"),
+        (".dockerconfigjson", "unchanged"),
+    ]
