@@ -13,6 +13,9 @@ declare -A PACKAGE=(
     [ssh]=openssh-client
     [ssh-keygen]=openssh-client
     [mount]=mount
+    [tc]=iproute2
+    [git]=git
+    [redis-server]=redis-server
 )
 
 missing=()

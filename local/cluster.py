@@ -193,7 +193,7 @@ def register_clusters(
     )
     if not clusters:
         return []
-    document = kubeclient.read_kubeconfig(site.kubeconfig)
+    document = kubeclient.read_kubeconfig(site.kubeconfig) or {}  # absent: no context in it
     management_api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
     try:
         management = client.CoreV1Api(management_api)

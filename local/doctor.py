@@ -97,7 +97,7 @@ def _pods(site: Site) -> Check:
 
 def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> list[Check]:
     checks = []
-    document = kubeclient.read_kubeconfig(site.kubeconfig)
+    document = kubeclient.read_kubeconfig(site.kubeconfig) or {}  # absent: no context in it
     for declared in load_clusters(
         site.root, site.argocd.cluster_context, site.argocd.cluster_name, environ
     ):

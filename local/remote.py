@@ -2,7 +2,7 @@
 
 The connection is the deploy's own: the site's inventory (``tirosh.inventory.groups``) through
 pyinfra, as the deploy user with sudo, the command run by the VM's ``k3s kubectl``. The password
-travels only in the command's stdout, read with printing off (``facts.secrets``); it is never
+travels only in the command's stdout, read with printing off (``operations.util.quiet``); it is never
 in an argument, a log line or a file.
 """
 
@@ -16,7 +16,8 @@ from typing import Final
 
 from pyinfra.api import Config, Host, Inventory, QuoteString, State, StringCommand
 
-from facts.secrets import SecretReadError, read_command_output
+from operations.util.quiet import QuietReadError as SecretReadError
+from operations.util.quiet import read_command_output
 from tirosh.inventory import groups
 from tirosh.site import Site
 

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+from local import port_forward
 from local.argocd_api import ArgoCDError, Client
-from tirosh import port_forward
 from tirosh.argocd_login import Settings, settings
 from tirosh.redact import Redacted
 from tirosh.site import Site

@@ -46,10 +46,15 @@ def test_tirosh_home_plan_on_a_fresh_vm(tmp_path: Path) -> None:
         "Install Argo CD v3.5.1 (server-side apply)",
         "argocd-server runs with server.insecure=true",
         "Argo CD Ingress gitops.internal.tirosh.ai",
+        "Local phase: clusters, repositories, Secrets",
     ]
     assert ops["Install k3s v1.34.3+k3s1"]["hosts_with_change"] == ["@fake/argocd"]
     # A restart only when something before it changed, decided at execute time.
     assert ops["Restart k3s after a change"]["hosts_with_conditional_change"] == ["@fake/argocd"]
+    # No Argo CD and no kubeconfig yet: the local phase is planned to run after the remote one.
+    assert ops["Local phase: clusters, repositories, Secrets"]["hosts_with_change"] == [
+        "@fake/argocd"
+    ]
     # The plan wrote nothing on the operator's side.
     assert not (tmp_path / ".kube").exists()
 

@@ -57,9 +57,32 @@ def load_site(
         raise SiteError(report.problems)
     site = _build_site(name, site_dir, report, profile, inventory.vms, k3s, argocd)
     check_kubeconfig_files(report, site)
+    _check_local_phase_files(report, site)
     if report.problems:
         raise SiteError(report.problems)
     return dataclasses.replace(site, warnings=tuple(report.warnings))
+
+
+def _check_local_phase_files(report: Report, site: Site) -> None:
+    """The local phase's own files (clusters, repositories, Secrets), validated with the rest."""
+    # Imported here: these modules import tirosh.site themselves.
+    from tirosh.clusters import load_clusters
+    from tirosh.repositories import load_repositories
+    from tirosh.secrets_registry import load_secrets
+
+    access = site.argocd
+    checks = (
+        lambda: load_clusters(
+            site.root, access.cluster_context, access.cluster_name, report.environ
+        ),
+        lambda: load_repositories(site.root, report.environ),
+        lambda: load_secrets(site.root),
+    )
+    for check in checks:
+        try:
+            check()
+        except SiteError as error:
+            report.problems.extend(error.problems)
 
 
 def _unknown_site(name: str, sites: Path) -> SiteError:

@@ -425,3 +425,24 @@ def test_site_yaml_is_read_strictly(repo: Path, name: str, text: str, message: s
     problem = only_problem(repo)
     assert (problem.file, problem.key) == (rel(name), "-")
     assert message in problem.message
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "key"),
+    [
+        ("argocd/repositories.toml", '[[repositories]]\nname = "x"\n', "repositories[0].url"),
+        (
+            "argocd/secrets.toml",
+            '[[secrets]]\nname = 1\nnamespace = "argocd"\nkeys = {a = "A"}\n',
+            "secrets[0].name",
+        ),
+        ("argocd/clusters.toml", "clusters = 3\n", "clusters"),
+    ],
+)
+def test_the_local_phase_files_are_validated_with_the_site(
+    repo: Path, name: str, text: str, key: str
+) -> None:
+    # Validated before any connection, like the four files the remote phase reads.
+    site_file(repo, name).write_text(text)
+    found = problems(repo)
+    assert [(p.file, p.key) for p in found] == [(rel(name), key)], "\n".join(map(str, found))
