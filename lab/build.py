@@ -22,6 +22,14 @@ CONTROL_PLANE = {
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
 }
+# What makes the k3s stand-in a node (Pods start): built from the same wrapper module, so a
+# warm control-plane build shares most packages. `pause` is the sandbox image's program.
+NODE = {
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+    "pause": "./cmd/pause",
+}
 
 
 def _kube_ldflags() -> str:
@@ -58,6 +66,18 @@ def controlplane_key() -> str:
         versions.KUBERNETES,
         versions.KINE,
         _kube_ldflags(),
+        " ".join(CONTROL_PLANE.values()),
+    )
+
+
+def node_key() -> str:
+    return _key(
+        MODULE_DIR / "go.mod",
+        MODULE_DIR / "go.sum",
+        versions.KUBERNETES,
+        _kube_ldflags(),
+        " ".join(NODE.values()),
+        *sorted((MODULE_DIR / "cmd" / "pause").glob("*.go")),
     )
 
 
@@ -127,6 +147,37 @@ def controlplane() -> Path:
         controlplane_key(),
         {name: (pkg, ldflags) for name, pkg in CONTROL_PLANE.items()},
     )
+
+
+def node() -> Path:
+    """The directory holding kubelet, kube-scheduler, kube-proxy and pause."""
+    ldflags = _kube_ldflags()
+    build = {name: (pkg, ldflags) for name, pkg in NODE.items()}
+    return _build_dir("node", node_key(), build)
+
+
+def coredns_key() -> str:
+    return _key(versions.COREDNS)
+
+
+def coredns() -> Path:
+    """CoreDNS built from its own module at versions.COREDNS (it needs no wrapper: no replaces)."""
+    final = config.CACHE_DIR / "coredns" / coredns_key()
+    binary = final / "coredns"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".coredns-", dir=final.parent))
+    try:
+        package = f"github.com/coredns/coredns@{versions.COREDNS}"
+        print(f"lab: go install {package}", file=sys.stderr, flush=True)
+        env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(staging), GOFLAGS="-trimpath")
+        subprocess.run(["go", "install", "-ldflags", "-s -w", package], env=env, check=True)
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
 
 
 def standin() -> Path:

@@ -13,6 +13,8 @@ K3S_STANDIN = "v1.37.2+k3s1"
 RKE2_STANDIN = "v1.37.2+rke2r1"
 # Argo CD built from the Go module proxy (lab/argocd/go.mod must match); the lab runs its Pods.
 ARGOCD = "v3.5.1"
+# CoreDNS of the k3s stand-in's node, built from github.com/coredns/coredns (no wrapper needed).
+COREDNS = "v1.15.0"
 # The hosts' root filesystem.
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
