@@ -82,7 +82,9 @@ def node_key() -> str:
 
 
 def standin_key() -> str:
-    sources = sorted((MODULE_DIR / "cmd" / "k3s-standin").glob("*.go"))
+    source_dir = MODULE_DIR / "cmd" / "k3s-standin"
+    # The packaged addon manifests (CoreDNS, Traefik) are embedded in the binary.
+    sources = sorted([*source_dir.glob("*.go"), *source_dir.glob("manifests/*.yaml")])
     return _key(MODULE_DIR / "go.mod", MODULE_DIR / "go.sum", _standin_ldflags(), *sources)
 
 

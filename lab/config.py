@@ -28,6 +28,8 @@ GATEWAY = "198.51.100.1"
 LOGIN_USER = "tirosh"
 # Inside each host, the control-plane binaries are bind-mounted read-only here.
 HOST_BIN_DIR = "/opt/tirosh-lab/bin"
+# On a host that runs Pods: kubelet, kube-scheduler, kube-proxy, pause, bind-mounted read-only.
+HOST_NODE_DIR = "/opt/tirosh-lab/node"
 
 
 @dataclass(frozen=True)
