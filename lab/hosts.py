@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import config
+from lab import config, edge
 
 _NETWORK_UNIT = f"""[Match]
 Name=host0
@@ -231,6 +231,8 @@ def boot(
     known_host = _host_key(root, lab_host.address)
     if lab_host.name == "rke2-gpu":
         _provision_rke2(root, lab_host, standin)
+    if lab_host.name == config.EDGE_HOST:
+        edge.provision(root)
     node_options = []
     if node is not None:
         node_options = _node_options(state, node)

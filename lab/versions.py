@@ -29,4 +29,42 @@ ROOTFS_PACKAGES = (
     "ca-certificates",
     "procps",
     "openssl",
+    # A node (the argocd host): Debian's runtime, as the lab's Pods need it on cgroup v1.
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "iptables",
+    "conntrack",
+    # The edge host: the site's TLS proxy, Git server and registry mirror.
+    "caddy",
+    "nginx-light",
+    "fcgiwrap",
+    "git",
+    "docker-registry",
 )
+# Installed in the shared rootfs but started only on the host that needs them.
+PER_HOST_SERVICES = (
+    "containerd.service",
+    "caddy.service",
+    "nginx.service",
+    "fcgiwrap.service",
+    "fcgiwrap.socket",
+    "docker-registry.service",
+)
+# The base of the images the lab assembles (Argo CD, Redis, ...): what the real argocd image
+# carries for repo-server's work (git, ssh client, gpg), tini as its entrypoint, and Redis.
+IMAGE_PACKAGES = (
+    "ca-certificates",
+    "git",
+    "openssh-client",
+    "gnupg",
+    "tini",
+    "redis-server",
+)
+# The images the lab assembles, under the names Argo CD's manifest and k3s use.
+REDIS_IMAGE = "public.ecr.aws/docker/library/redis:8.2.3-alpine"
+DEX_IMAGE = "ghcr.io/dexidp/dex:v2.45.0"
+ARGOCD_IMAGE = f"quay.io/argoproj/argocd:{ARGOCD}"
+PAUSE_IMAGE = "docker.io/rancher/mirrored-pause:3.6"
+COREDNS_IMAGE = "docker.io/rancher/mirrored-coredns-coredns:1.15.0"
+TRAEFIK_IMAGE = "docker.io/rancher/mirrored-library-traefik:3.7.13"
