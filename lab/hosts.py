@@ -237,6 +237,10 @@ def boot(
     if node is not None:
         node_options = _node_options(state, node)
         _write(root / "etc" / "rancher" / "k3s" / "registries.yaml", node.registries, 0o600)
+        # The site's DNS names for the edge host, served to Pods by CoreDNS's NodeHosts.
+        edge_address = config.host(config.EDGE_HOST).address
+        names = f"{edge.ARGOCD_SERVER_NAME} {edge.GIT_SERVER_NAME}"
+        _write(root / "etc" / "rancher" / "k3s" / "lab-hosts", f"{edge_address} {names}\n")
     cgroups = _own_cgroups(lab_host.name)
     console = open(state / "console.log", "wb")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab import artifacts, build, config, hosts, images, registry, rootfs
+from lab import artifacts, build, config, edge, hosts, images, registry, rootfs
 
 REQUIRED_COMMANDS = ("systemd-nspawn", "debootstrap", "go", "ip", "ssh", "ssh-keygen", "mount")
 
@@ -86,6 +86,11 @@ def up() -> float:
             )
         )
     config.KNOWN_HOSTS.write_text("\n".join(lines) + "\n")
+    # The Git server's SSH host key under its name too (git@git.lab.test:private/gitops.git).
+    edge_line = next(
+        line for line in lines if line.startswith(config.host(config.EDGE_HOST).address + " ")
+    )
+    (edge.SECRETS.directory / "ssh_known_hosts").write_text(f"{edge.GIT_SERVER_NAME},{edge_line}\n")
     config.SSH_CONFIG.write_text(hosts.ssh_config(config.HOSTS))
     for lab_host in config.HOSTS:
         hosts.wait_for_ssh(lab_host)
