@@ -127,8 +127,13 @@ demo/report:
 	@$(KUBECTL) config get-contexts
 	@echo "--- k3s on the lab's management VM"
 	@$(MAKE) --no-print-directory SITE=lab k3s/status
-	@echo "--- Argo CD (no kubelet runs in the lab, so its Pods never start: 'not healthy' is expected)"
-	-@$(MAKE) --no-print-directory SITE=lab argocd/status
+	@echo "--- Argo CD (waits for the rollout up to the site's argocd.rollout_timeout)"
+	@$(PY) -m tirosh.argocd_status lab --wait $$($(PY) -m tirosh.site get lab argocd.rollout_timeout)
+	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
+	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
+	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
+	@echo "--- admin password (user admin):"
+	@echo "    $(KUBECTL) --context lab/k3s -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d"
 
 # --- checks -----------------------------------------------------------------------------------
 .PHONY: verify test lint

@@ -14,6 +14,7 @@ from lab import config, versions
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
 ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
+TRAEFIK_MODULE_DIR = Path(__file__).resolve().parent / "traefik"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
 # Binary name in the cache -> Go package that builds it.
 CONTROL_PLANE = {
@@ -175,6 +176,34 @@ def coredns() -> Path:
         print(f"lab: go install {package}", file=sys.stderr, flush=True)
         env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(staging), GOFLAGS="-trimpath")
         subprocess.run(["go", "install", "-ldflags", "-s -w", package], env=env, check=True)
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def _traefik_ldflags() -> str:
+    pkg = "github.com/traefik/traefik/v3/pkg/version"
+    return f"-s -w -X {pkg}.Version={versions.TRAEFIK}"
+
+
+def traefik_key() -> str:
+    module = TRAEFIK_MODULE_DIR
+    return _key(module / "go.mod", module / "go.sum", _traefik_ldflags())
+
+
+def traefik() -> Path:
+    """Traefik built through the wrapper module lab/traefik (its forks' replaces repeated)."""
+    final = config.CACHE_DIR / "traefik" / traefik_key()
+    binary = final / "traefik"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".traefik-", dir=final.parent))
+    try:
+        package = "github.com/traefik/traefik/v3/cmd/traefik"
+        _go_build(package, staging / "traefik", _traefik_ldflags(), TRAEFIK_MODULE_DIR, cgo="0")
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:

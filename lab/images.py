@@ -198,6 +198,7 @@ def _binaries() -> dict[str, Path]:
         "argocd": build.argocd(),
         "coredns": build.coredns(),
         "pause": node / "pause",
+        "traefik": build.traefik(),
     }
 
 
@@ -210,6 +211,7 @@ def key() -> str:
         versions.DEX_IMAGE,
         versions.PAUSE_IMAGE,
         versions.COREDNS_IMAGE,
+        versions.TRAEFIK_IMAGE,
         Path(__file__).read_text(),
         *(str(path) for path in binaries.values()),  # cache paths: keyed by pinned versions
     ]
@@ -267,6 +269,11 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
         versions.COREDNS_IMAGE,
         [base, layer("coredns", {"coredns": binaries["coredns"]})],
         {"Entrypoint": ["/coredns"]},
+    )
+    store.image(
+        versions.TRAEFIK_IMAGE,
+        [base, layer("traefik", {"traefik": binaries["traefik"]})],
+        {"Entrypoint": ["/traefik"], "User": "65532:65532"},
     )
     store.image(
         versions.PAUSE_IMAGE,

@@ -15,6 +15,8 @@ RKE2_STANDIN = "v1.37.2+rke2r1"
 ARGOCD = "v3.5.1"
 # CoreDNS of the k3s stand-in's node, built from github.com/coredns/coredns (no wrapper needed).
 COREDNS = "v1.15.0"
+# k3s's packaged Ingress controller, built through lab/traefik/go.mod (must match).
+TRAEFIK = "v3.6.12"
 # The hosts' root filesystem.
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -67,4 +69,4 @@ DEX_IMAGE = "ghcr.io/dexidp/dex:v2.45.0"
 ARGOCD_IMAGE = f"quay.io/argoproj/argocd:{ARGOCD}"
 PAUSE_IMAGE = "docker.io/rancher/mirrored-pause:3.6"
 COREDNS_IMAGE = "docker.io/rancher/mirrored-coredns-coredns:1.15.0"
-TRAEFIK_IMAGE = "docker.io/rancher/mirrored-library-traefik:3.7.13"
+TRAEFIK_IMAGE = "docker.io/rancher/mirrored-library-traefik:3.6.12"
