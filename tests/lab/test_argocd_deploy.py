@@ -276,7 +276,7 @@ def test_status_names_the_workloads_that_are_not_ready(
     scaled_to_0("argocd-dex-server")
     result = operator.run("make", "-s", "argocd/status", "SITE=lab", check=False)
     assert result.returncode != 0  # make turns the status's exit 1 into its own 2
-    assert "Deployment argocd-dex-server: scaled to 0" in result.stdout
+    assert "Deployment argocd-dex-server: 0/0 ready  scaled to 0" in result.stdout
     assert "CRD applicationsets.argoproj.io: Established" in result.stdout
     assert "Ingress: gitops.lab.test" in result.stdout
     verdict = next(line for line in result.stdout.splitlines() if line.startswith("not healthy:"))
