@@ -14,6 +14,7 @@ from lab import config, versions
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
 ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
+NODE_MODULE_DIR = Path(__file__).resolve().parent / "node"
 TRAEFIK_MODULE_DIR = Path(__file__).resolve().parent / "traefik"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
 # Binary name in the cache -> Go package that builds it.
@@ -23,8 +24,9 @@ CONTROL_PLANE = {
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
 }
-# What makes the k3s stand-in a node (Pods start): built from the same wrapper module, so a
-# warm control-plane build shares most packages. `pause` is the sandbox image's program.
+# What makes the k3s stand-in a node (Pods start): built from lab/node, a wrapper module with
+# the control plane's pins, so a warm control-plane build shares most packages. `pause` is the
+# sandbox image's program.
 NODE = {
     "kubelet": "k8s.io/kubernetes/cmd/kubelet",
     "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
@@ -67,18 +69,17 @@ def controlplane_key() -> str:
         versions.KUBERNETES,
         versions.KINE,
         _kube_ldflags(),
-        " ".join(CONTROL_PLANE.values()),
     )
 
 
 def node_key() -> str:
     return _key(
-        MODULE_DIR / "go.mod",
-        MODULE_DIR / "go.sum",
+        NODE_MODULE_DIR / "go.mod",
+        NODE_MODULE_DIR / "go.sum",
         versions.KUBERNETES,
         _kube_ldflags(),
         " ".join(NODE.values()),
-        *sorted((MODULE_DIR / "cmd" / "pause").glob("*.go")),
+        *sorted((NODE_MODULE_DIR / "cmd" / "pause").glob("*.go")),
     )
 
 
@@ -125,7 +126,9 @@ def argocd() -> Path:
     return binary
 
 
-def _build_dir(kind: str, key: str, build: dict[str, tuple[str, str]]) -> Path:
+def _build_dir(
+    kind: str, key: str, build: dict[str, tuple[str, str]], module: Path = MODULE_DIR
+) -> Path:
     """Build every binary into CACHE_DIR/<kind>/<key>, atomically: half a build is never cached."""
     final = config.CACHE_DIR / kind / key
     if final.is_dir():
@@ -134,7 +137,7 @@ def _build_dir(kind: str, key: str, build: dict[str, tuple[str, str]]) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
         for name, (package, ldflags) in build.items():
-            _go_build(package, staging / name, ldflags)
+            _go_build(package, staging / name, ldflags, module)
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:
@@ -156,7 +159,7 @@ def node() -> Path:
     """The directory holding kubelet, kube-scheduler, kube-proxy and pause."""
     ldflags = _kube_ldflags()
     build = {name: (pkg, ldflags) for name, pkg in NODE.items()}
-    return _build_dir("node", node_key(), build)
+    return _build_dir("node", node_key(), build, NODE_MODULE_DIR)
 
 
 def coredns_key() -> str:
