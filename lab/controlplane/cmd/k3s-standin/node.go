@@ -212,10 +212,8 @@ func writeRegistryHosts(d nodeDirs) error {
 		var b strings.Builder
 		fmt.Fprintf(&b, "server = %q\n", server)
 		for _, endpoint := range mirror.Endpoint {
+			// An http:// endpoint is plain HTTP: containerd takes the scheme from the URL.
 			fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", endpoint)
-			if strings.HasPrefix(endpoint, "http://") {
-				b.WriteString("  plain_http = true\n")
-			}
 		}
 		dir := filepath.Join(d.certsD, registry)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
