@@ -302,3 +302,16 @@ def manifest_digests(layout: Path) -> dict[str, str]:
     """Image name -> manifest digest, as Pods report it in status.containerStatuses[].imageID."""
     data: dict[str, str] = json.loads((layout / "images.json").read_text())
     return data
+
+
+def digests(layout: Path) -> set[str]:
+    """Every manifest and config digest of the lab's images: a Pod's imageID names one of them
+    (the manifest when containerd resolved the tag, the config when it only had the image)."""
+    found = set()
+    for digest in manifest_digests(layout).values():
+        found.add(digest)
+        manifest = json.loads(
+            (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        )
+        found.add(manifest["config"]["digest"])
+    return found
