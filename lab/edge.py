@@ -228,6 +228,23 @@ _NGINX_GIT = """server {
 """
 
 
+# Debian's default config asks for htpasswd auth; the mirror is anonymous on the lab network.
+_REGISTRY_CONFIG = """version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
 def _htpasswd(token: str) -> str:
     hashed = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"],
@@ -272,6 +289,7 @@ def provision(root: Path, s: Secrets = SECRETS) -> None:
     edge = config.host(config.EDGE_HOST).address
     caddy = _ids(root, "caddy")
     cert, key = _server_cert(s, [ARGOCD_SERVER_NAME, GIT_SERVER_NAME], edge)
+    _write(root / "etc" / "docker" / "registry" / "config.yml", _REGISTRY_CONFIG)
     _write(root / "etc" / "caddy" / "Caddyfile", _caddyfile(argocd))
     _write(root / "etc" / "caddy" / "tls" / "server.crt", cert)
     _write(root / "etc" / "caddy" / "tls" / "server.key", key, 0o600, caddy)
