@@ -192,9 +192,24 @@ def image_base() -> Path:
     return rootfs.ensure("image-base", versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE)
 
 
+def _release_scripts() -> dict[str, Path]:
+    """The release's hack/gpg-wrapper.sh and git-verify-wrapper.sh, which its Dockerfile copies to
+    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds."""
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/argoproj/argo-cd/v3@{versions.ARGOCD}"],
+        cwd=build.ARGOCD_MODULE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module = Path(json.loads(result.stdout)["Dir"])
+    return {name: module / "hack" / name for name in ("gpg-wrapper.sh", "git-verify-wrapper.sh")}
+
+
 def _binaries() -> dict[str, Path]:
     node = build.node()
     return {
+        **_release_scripts(),
         "argocd": build.argocd(),
         "coredns": build.coredns(),
         "pause": node / "pause",
@@ -245,9 +260,13 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
         _tar_files(work / f"{name}.tar", files, links or {})
         return store.add_file(work / f"{name}.tar", OCI_LAYER)
 
+    scripts = ("gpg-wrapper.sh", "git-verify-wrapper.sh")
     argocd = layer(
         "argocd",
-        {"usr/local/bin/argocd": binaries["argocd"]},
+        {
+            "usr/local/bin/argocd": binaries["argocd"],
+            **{f"usr/local/bin/{name}": binaries[name] for name in scripts},
+        },
         {f"usr/local/bin/{name}": "/usr/local/bin/argocd" for name in ARGOCD_COMMANDS},
     )
     store.image(
@@ -256,14 +275,16 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
         {
             "User": "999",
             "WorkingDir": "/home/argocd",
-            "Env": [PATH_ENV, "HOME=/home/argocd", "USER=argocd"],
+            # As the release's Dockerfile (no gRPC service config lookups by DNS TXT).
+            "Env": [PATH_ENV, "USER=argocd", "GRPC_ENABLE_TXT_SERVICE_CONFIG=false"],
             "Entrypoint": ["/usr/bin/tini", "--"],
         },
     )
     # Debian's redis-server 7.0.15 under the manifest's name (8.2.3-alpine upstream).
     store.image(versions.REDIS_IMAGE, [base], {"User": "999", "Entrypoint": ["redis-server"]})
-    # Dex v2.45.0 is not on the Go module proxy: the image has no dex binary (see README).
-    # Argo CD runs dex only when SSO is configured; until then the container runs argocd-dex.
+    # Dex v2.45.0 is not on the Go module proxy (nor any commit of it): the image has no dex
+    # binary, so `argocd-dex rundex` fails with `exec: "dex": executable file not found` and
+    # argocd-dex-server stays not ready in the lab (see lab/README.md).
     store.image(versions.DEX_IMAGE, [base], {"User": "1001", "Entrypoint": ["/usr/bin/false"]})
     store.image(
         versions.COREDNS_IMAGE,
