@@ -100,8 +100,11 @@ def _go_build(
 
 
 def _argocd_ldflags() -> str:
-    # The release's Makefile sets the same variable; -s -w as its images strip the binary.
-    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={versions.ARGOCD}"
+    # The release's Makefile sets the same variable from its VERSION file ("3.5.1": Argo CD adds
+    # the "v" itself, so "v3.5.1" would read "vv3.5.1" and clients fail to parse it); without a
+    # git commit the version reads v3.5.1+unknown. -s -w as its images strip the binary.
+    version = versions.ARGOCD.removeprefix("v")
+    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={version}"
 
 
 def argocd_key() -> str:
