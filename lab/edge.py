@@ -312,7 +312,10 @@ def provision(root: Path, s: Secrets = SECRETS) -> None:
     git = _ids(root, "git")
     for path in [root / "srv" / "git", *(root / "srv" / "git").rglob("*")]:
         os.lchown(path, *git)
-    # fcgiwrap runs git-http-backend as www-data: it may read the repositories, not write them.
+    # fcgiwrap runs git-http-backend as www-data: it may read the repositories (owned by git,
+    # hence marked safe: upload-pack runs on "." inside the repository, so no path matches and
+    # only "*" does), not write them.
+    _write(root / "etc" / "gitconfig", "[safe]\n\tdirectory = *\n")
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(root / "srv" / "git")], check=True)
 
 
