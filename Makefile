@@ -127,8 +127,14 @@ demo/report:
 	@$(KUBECTL) config get-contexts
 	@echo "--- k3s on the lab's management VM"
 	@$(MAKE) --no-print-directory SITE=lab k3s/status
-	@echo "--- Argo CD (waits for the rollout up to the site's argocd.rollout_timeout)"
-	@$(PY) -m tirosh.argocd_status lab --wait $$($(PY) -m tirosh.site get lab argocd.rollout_timeout)
+	@echo "--- Argo CD: waiting for the rollout (argocd-dex-server excepted: no dex build in the lab)"
+	@for w in deployment/argocd-server deployment/argocd-repo-server deployment/argocd-redis \
+		deployment/argocd-applicationset-controller deployment/argocd-notifications-controller \
+		statefulset/argocd-application-controller; do \
+		$(KUBECTL) --context lab/k3s -n argocd rollout status $$w --timeout=600s || exit 1; done
+	-@$(MAKE) --no-print-directory SITE=lab argocd/status
+	@echo "    (argocd-dex-server stays not ready in the lab only: dex v2.45.0 is not on the Go"
+	@echo "    module proxy, so its image has no dex binary; see lab/README.md)"
 	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
 	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
 	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
