@@ -201,7 +201,7 @@ class Node:
 
     bin_dir: Path
     images: Path
-    registries: str  # /etc/rancher/k3s/registries.yaml
+    registries: str  # registries.yaml (mirrors) for the k3s stand-in
 
 
 # Where k3s keeps containerd's content and looks for air-gap image archives.
@@ -236,11 +236,12 @@ def boot(
     node_options = []
     if node is not None:
         node_options = _node_options(state, node)
-        _write(root / "etc" / "rancher" / "k3s" / "registries.yaml", node.registries, 0o600)
+        # Outside /etc/rancher/k3s: a fresh host has none until the deploy creates it.
+        _write(root / "etc" / "tirosh-lab" / "registries.yaml", node.registries, 0o600)
         # The site's DNS names for the edge host, served to Pods by CoreDNS's NodeHosts.
         edge_address = config.host(config.EDGE_HOST).address
         names = f"{edge.ARGOCD_SERVER_NAME} {edge.GIT_SERVER_NAME}"
-        _write(root / "etc" / "rancher" / "k3s" / "lab-hosts", f"{edge_address} {names}\n")
+        _write(root / "etc" / "tirosh-lab" / "hosts", f"{edge_address} {names}\n")
     cgroups = _own_cgroups(lab_host.name)
     console = open(state / "console.log", "wb")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(

@@ -173,6 +173,27 @@ def test_downgrade_when_forced_then_upgrade_converge_without_manual_steps(
     assert image() == "quay.io/argoproj/argocd:v3.5.1"
     assert changed_operations(upgraded.plan(deploy_file="deploys/argocd.py")) == []
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+    _forced_rollback_of_the_controller(operator)
+
+
+def _forced_rollback_of_the_controller(operator: Operator) -> None:
+    """The lab has no v3.4.7 images, so the downgraded Pods never ran. Deployments replace theirs
+    on the upgrade; an OrderedReady StatefulSet does not replace a Pod that never became Ready
+    (Kubernetes' documented "forced rollback": delete it). Later tests need v3.5.1 running."""
+    pod = kubectl_json(operator, "-n", "argocd", "get", "pod", "argocd-application-controller-0")
+    if pod["spec"]["containers"][0]["image"] != "quay.io/argoproj/argocd:v3.5.1":
+        operator.kubectl(
+            *CONTEXT, "-n", "argocd", "delete", "pod", "argocd-application-controller-0"
+        )
+    operator.kubectl(
+        *CONTEXT,
+        "-n",
+        "argocd",
+        "rollout",
+        "status",
+        "statefulset/argocd-application-controller",
+        "--timeout=300s",
+    )
 
 
 def test_ingress_follows_vars(operator: Operator, site_copy: Callable[..., Operator]) -> None:

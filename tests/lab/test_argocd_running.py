@@ -27,7 +27,7 @@ import urllib3
 import yaml
 
 from lab import config, edge, hosts, images
-from tests.lab.operator import Operator
+from tests.lab.operator import KUBECTL, Operator
 from tirosh import argocd
 
 pytestmark = pytest.mark.lab
@@ -97,7 +97,8 @@ def test_every_argocd_workload_but_dex_rolls_out_and_is_ready(operator: Operator
     for workload in workloads:
         if workload.name in NOT_BUILDABLE:
             continue
-        operator.kubectl(
+        operator.run(
+            KUBECTL,
             *CONTEXT,
             "-n",
             "argocd",
@@ -105,6 +106,7 @@ def test_every_argocd_workload_but_dex_rolls_out_and_is_ready(operator: Operator
             "status",
             f"{workload.kind}/{workload.name}",
             "--timeout=600s",
+            timeout=660,
         )
         status = kubectl_json(operator, "-n", "argocd", "get", workload.kind, workload.name)
         desired = status["spec"].get("replicas", 1)

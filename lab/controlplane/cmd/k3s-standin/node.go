@@ -30,10 +30,14 @@ const (
 	clusterDNS       = "10.43.0.10"
 	containerdSocket = "/run/k3s/containerd/containerd.sock"
 	// k3s's own sandbox image name; the lab builds it from the pause program.
-	sandboxImage       = "docker.io/rancher/mirrored-pause:3.6"
-	containerdTimeout  = 60 * time.Second
-	nodeReadyTimeout   = 180 * time.Second
-	registriesYAML     = "/etc/rancher/k3s/registries.yaml"
+	sandboxImage      = "docker.io/rancher/mirrored-pause:3.6"
+	containerdTimeout = 60 * time.Second
+	nodeReadyTimeout  = 180 * time.Second
+	registriesYAML    = "/etc/rancher/k3s/registries.yaml"
+	// The lab provisions its registry mirror and its DNS names here, outside k3s's own
+	// directory, so that a fresh host has no /etc/rancher/k3s until the deploy creates it.
+	labRegistriesYAML  = "/etc/tirosh-lab/registries.yaml"
+	labHosts           = "/etc/tirosh-lab/hosts"
 	kubeletHealthzPort = 10248
 )
 
@@ -186,10 +190,14 @@ state = "/run/k3s/containerd"
 `, d.containerd, containerdSocket, sandboxImage, d.cni, d.certsD)
 }
 
-// registryMirrors reads registries.yaml's mirrors as k3s does and writes containerd's hosts.toml
-// for each registry: pulls go to the mirror endpoints first, then to the registry itself.
+// writeRegistryHosts reads registries.yaml's mirrors as k3s does (the lab's file when k3s's is
+// absent) and writes containerd's hosts.toml for each registry: pulls go to the mirror
+// endpoints first, then to the registry itself.
 func writeRegistryHosts(d nodeDirs) error {
 	data, err := os.ReadFile(hostPath(registriesYAML))
+	if errors.Is(err, os.ErrNotExist) {
+		data, err = os.ReadFile(hostPath(labRegistriesYAML))
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -433,10 +441,10 @@ func (s *server) applyAddons(d nodeDirs, adminKubeconfig, nodeIP string) error {
 }
 
 // nodeHosts is CoreDNS's NodeHosts: the node itself, and the lab's own names from
-// /etc/rancher/k3s/lab-hosts (written by the lab: the site's DNS for the edge host).
+// labHosts (written by the lab: the site's DNS for the edge host).
 func nodeHosts(nodeIP, nodeName string) string {
 	lines := []string{nodeIP + " " + nodeName}
-	if data, err := os.ReadFile(hostPath("/etc/rancher/k3s/lab-hosts")); err == nil {
+	if data, err := os.ReadFile(hostPath(labHosts)); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if strings.TrimSpace(line) != "" {
 				lines = append(lines, strings.TrimSpace(line))
