@@ -133,8 +133,8 @@ demo/report:
 		statefulset/argocd-application-controller; do \
 		$(KUBECTL) --context lab/k3s -n argocd rollout status $$w --timeout=600s || exit 1; done
 	-@$(MAKE) --no-print-directory SITE=lab argocd/status
-	@echo "    (argocd-dex-server stays not ready in the lab only: dex v2.45.0 is not on the Go"
-	@echo "    module proxy, so its image has no dex binary; see lab/README.md)"
+	@echo "    (in the lab only, argocd-dex-server crash-loops, so it is mostly not ready: dex v2.45.0"
+	@echo "    is not on the Go module proxy and its image has no dex binary; see lab/README.md)"
 	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
 	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
 	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
