@@ -15,7 +15,18 @@ from pathlib import Path
 
 from lab import artifacts, build, config, edge, hosts, images, registry, rootfs
 
-REQUIRED_COMMANDS = ("systemd-nspawn", "debootstrap", "go", "ip", "ssh", "ssh-keygen", "mount")
+REQUIRED_COMMANDS = (
+    "systemd-nspawn",
+    "debootstrap",
+    "go",
+    "ip",
+    "ssh",
+    "ssh-keygen",
+    "mount",
+    "tar",  # image layers
+    "git",  # the edge host's GitOps repository
+    "openssl",  # the Git server's htpasswd (password on stdin)
+)
 
 
 def missing_prerequisites() -> list[str]:

@@ -13,6 +13,9 @@ declare -A PACKAGE=(
     [ssh]=openssh-client
     [ssh-keygen]=openssh-client
     [mount]=mount
+    [tar]=tar
+    [git]=git
+    [openssl]=openssl
 )
 
 missing=()
