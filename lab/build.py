@@ -14,6 +14,8 @@ from lab import config, versions
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
 ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
+NODE_MODULE_DIR = Path(__file__).resolve().parent / "node"
+TRAEFIK_MODULE_DIR = Path(__file__).resolve().parent / "traefik"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
 # Binary name in the cache -> Go package that builds it.
 CONTROL_PLANE = {
@@ -21,6 +23,15 @@ CONTROL_PLANE = {
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+}
+# What makes the k3s stand-in a node (Pods start): built from lab/node, a wrapper module with
+# the control plane's pins, so a warm control-plane build shares most packages. `pause` is the
+# sandbox image's program.
+NODE = {
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+    "pause": "./cmd/pause",
 }
 
 
@@ -61,8 +72,21 @@ def controlplane_key() -> str:
     )
 
 
+def node_key() -> str:
+    return _key(
+        NODE_MODULE_DIR / "go.mod",
+        NODE_MODULE_DIR / "go.sum",
+        versions.KUBERNETES,
+        _kube_ldflags(),
+        " ".join(NODE.values()),
+        *sorted((NODE_MODULE_DIR / "cmd" / "pause").glob("*.go")),
+    )
+
+
 def standin_key() -> str:
-    sources = sorted((MODULE_DIR / "cmd" / "k3s-standin").glob("*.go"))
+    source_dir = MODULE_DIR / "cmd" / "k3s-standin"
+    # The packaged addon manifests (CoreDNS, Traefik) are embedded in the binary.
+    sources = sorted([*source_dir.glob("*.go"), *source_dir.glob("manifests/*.yaml")])
     return _key(MODULE_DIR / "go.mod", MODULE_DIR / "go.sum", _standin_ldflags(), *sources)
 
 
@@ -77,7 +101,7 @@ def _go_build(
 
 def _argocd_ldflags() -> str:
     # The release's Makefile sets the same variable; -s -w as its images strip the binary.
-    # (local-phase fix) The variable takes the version without its "v": Argo CD prepends one,
+    # The variable takes the version without its "v": Argo CD prepends one,
     # and "vv3.5.1" breaks the API's own user-agent check (every REST call answered 400
     # "could not parse version from user-agent: argocd-client/vv3.5.1+unknown").
     version = versions.ARGOCD.removeprefix("v")
@@ -106,7 +130,9 @@ def argocd() -> Path:
     return binary
 
 
-def _build_dir(kind: str, key: str, build: dict[str, tuple[str, str]]) -> Path:
+def _build_dir(
+    kind: str, key: str, build: dict[str, tuple[str, str]], module: Path = MODULE_DIR
+) -> Path:
     """Build every binary into CACHE_DIR/<kind>/<key>, atomically: half a build is never cached."""
     final = config.CACHE_DIR / kind / key
     if final.is_dir():
@@ -115,7 +141,7 @@ def _build_dir(kind: str, key: str, build: dict[str, tuple[str, str]]) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
         for name, (package, ldflags) in build.items():
-            _go_build(package, staging / name, ldflags)
+            _go_build(package, staging / name, ldflags, module)
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:
@@ -131,6 +157,65 @@ def controlplane() -> Path:
         controlplane_key(),
         {name: (pkg, ldflags) for name, pkg in CONTROL_PLANE.items()},
     )
+
+
+def node() -> Path:
+    """The directory holding kubelet, kube-scheduler, kube-proxy and pause."""
+    ldflags = _kube_ldflags()
+    build = {name: (pkg, ldflags) for name, pkg in NODE.items()}
+    return _build_dir("node", node_key(), build, NODE_MODULE_DIR)
+
+
+def coredns_key() -> str:
+    return _key(versions.COREDNS)
+
+
+def coredns() -> Path:
+    """CoreDNS built from its own module at versions.COREDNS (it needs no wrapper: no replaces)."""
+    final = config.CACHE_DIR / "coredns" / coredns_key()
+    binary = final / "coredns"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".coredns-", dir=final.parent))
+    try:
+        package = f"github.com/coredns/coredns@{versions.COREDNS}"
+        print(f"lab: go install {package}", file=sys.stderr, flush=True)
+        env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(staging), GOFLAGS="-trimpath")
+        subprocess.run(["go", "install", "-ldflags", "-s -w", package], env=env, check=True)
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def _traefik_ldflags() -> str:
+    pkg = "github.com/traefik/traefik/v3/pkg/version"
+    return f"-s -w -X {pkg}.Version={versions.TRAEFIK}"
+
+
+def traefik_key() -> str:
+    module = TRAEFIK_MODULE_DIR
+    return _key(module / "go.mod", module / "go.sum", _traefik_ldflags())
+
+
+def traefik() -> Path:
+    """Traefik built through the wrapper module lab/traefik (its forks' replaces repeated)."""
+    final = config.CACHE_DIR / "traefik" / traefik_key()
+    binary = final / "traefik"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".traefik-", dir=final.parent))
+    try:
+        package = "github.com/traefik/traefik/v3/cmd/traefik"
+        _go_build(package, staging / "traefik", _traefik_ldflags(), TRAEFIK_MODULE_DIR, cgo="0")
+        staging.chmod(0o755)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary
 
 
 def standin() -> Path:

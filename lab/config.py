@@ -28,6 +28,8 @@ GATEWAY = "198.51.100.1"
 LOGIN_USER = "tirosh"
 # Inside each host, the control-plane binaries are bind-mounted read-only here.
 HOST_BIN_DIR = "/opt/tirosh-lab/bin"
+# On a host that runs Pods: kubelet, kube-scheduler, kube-proxy, pause, bind-mounted read-only.
+HOST_NODE_DIR = "/opt/tirosh-lab/node"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,12 @@ class LabHost:
 HOSTS = (
     LabHost("argocd", "198.51.100.10"),  # the site's management VM: the deploy converges it
     LabHost("rke2-gpu", "198.51.100.11"),  # a workload cluster's server node, pre-provisioned
+    # The site's network services: TLS proxy (Caddy), Git server, registry mirror.
+    LabHost("edge", "198.51.100.12"),
 )
+# The host that runs Pods (the k3s stand-in is a node there); rke2-gpu stays API-only.
+NODE_HOST = "argocd"
+EDGE_HOST = "edge"
 
 
 def host(name: str) -> LabHost:

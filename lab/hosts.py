@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from lab import config
+from lab import config, edge
 
 _NETWORK_UNIT = f"""[Match]
 Name=host0
@@ -126,8 +127,99 @@ def _provision_rke2(root: Path, lab_host: config.LabHost, standin: Path) -> None
 # --- lifecycle -----------------------------------------------------------------------------
 
 
-def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -> str:
-    """Boot one host from a fresh overlay of the rootfs; return its known_hosts line."""
+# v1 hierarchies of this machine (cgroups are hybrid: v2 has no controllers, see lab/README.md).
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _cgroup_dirs(name: str) -> list[Path]:
+    """The host's own cgroup in every v1 hierarchy: without a host systemd to delegate one,
+    kubelet and containerd would create /kubepods at the machine's cgroup root, and two nodes
+    (or the machine's own) would collide."""
+    if not _CGROUP_ROOT.is_dir():
+        return []
+    return [
+        hierarchy / "tirosh-lab" / name
+        for hierarchy in sorted(_CGROUP_ROOT.iterdir())
+        if hierarchy.name != "unified" and (hierarchy / "cgroup.procs").exists()
+    ]
+
+
+def _own_cgroups(name: str) -> list[Path]:
+    made = []
+    for directory in _cgroup_dirs(name):
+        for level in (directory.parent, directory):
+            level.mkdir(exist_ok=True)
+            for knob in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: empty until copied down
+                own, parent = level / knob, level.parent / knob
+                if own.exists() and not own.read_text().strip():
+                    own.write_text(parent.read_text())
+        made.append(directory)
+    return made
+
+
+def _enter_cgroups(directories: list[Path]) -> None:
+    pid = str(os.getpid())
+    for directory in directories:
+        (directory / "cgroup.procs").write_text(pid)
+
+
+def _remove_cgroups(name: str) -> None:
+    # Children first (kubepods/..., k8s.io/...): rmdir only succeeds on empty leaves.
+    for directory in _cgroup_dirs(name):
+        if not directory.is_dir():
+            continue
+        for child in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
+def _node_options(state: Path, node: Node) -> list[str]:
+    """systemd-nspawn options that let kubelet, containerd and runc start Pods inside the host."""
+    containerd = state / "containerd"  # ext4: overlayfs cannot be an overlay's upper dir
+    containerd.mkdir()
+    return [
+        "--capability=all",
+        "--system-call-filter=@keyring @mount @privileged bpf",
+        "--bind=/dev/kmsg",
+        "--private-users=no",
+        f"--bind={containerd}:{NODE_CONTAINERD_DIR}",
+        f"--bind-ro={node.bin_dir}:{config.HOST_NODE_DIR}",
+        f"--bind-ro={node.images}:{NODE_IMAGES_DIR}",
+    ]
+
+
+@dataclass(frozen=True)
+class Node:
+    """What a host needs to run Pods: node binaries and the air-gap image archives."""
+
+    bin_dir: Path
+    images: Path
+    registries: str  # registries.yaml (mirrors) for the k3s stand-in
+
+
+# Where k3s keeps containerd's content and looks for air-gap image archives.
+NODE_CONTAINERD_DIR = "/var/lib/rancher/k3s/agent/containerd"
+NODE_IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
+
+
+def boot(
+    lab_host: config.LabHost,
+    rootfs: Path,
+    bin_dir: Path,
+    standin: Path,
+    node: Node | None = None,
+) -> str:
+    """Boot one host from a fresh overlay of the rootfs; return its known_hosts line.
+
+    With `node`, the host can run Pods (the k3s stand-in then starts containerd and kubelet).
+    """
     state = _state(lab_host.name)
     upper, work, root = state / "upper", state / "work", state / "root"
     for path in (upper, work, root):
@@ -139,6 +231,18 @@ def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -
     known_host = _host_key(root, lab_host.address)
     if lab_host.name == "rke2-gpu":
         _provision_rke2(root, lab_host, standin)
+    if lab_host.name == config.EDGE_HOST:
+        edge.provision(root)
+    node_options = []
+    if node is not None:
+        node_options = _node_options(state, node)
+        # Outside /etc/rancher/k3s: a fresh host has none until the deploy creates it.
+        _write(root / "etc" / "tirosh-lab" / "registries.yaml", node.registries, 0o600)
+        # The site's DNS names for the edge host, served to Pods by CoreDNS's NodeHosts.
+        edge_address = config.host(config.EDGE_HOST).address
+        names = f"{edge.ARGOCD_SERVER_NAME} {edge.GIT_SERVER_NAME}"
+        _write(root / "etc" / "tirosh-lab" / "hosts", f"{edge_address} {names}\n")
+    cgroups = _own_cgroups(lab_host.name)
     console = open(state / "console.log", "wb")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         [
@@ -155,11 +259,13 @@ def boot(lab_host: config.LabHost, rootfs: Path, bin_dir: Path, standin: Path) -
             "--link-journal=no",
             "--console=read-only",
             f"--bind-ro={bin_dir}:{config.HOST_BIN_DIR}",
+            *node_options,
         ],
         stdin=subprocess.DEVNULL,
         stdout=console,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=lambda: _enter_cgroups(cgroups),
     )
     (state / "nspawn.pid").write_text(str(process.pid))
     (state / "boot_id").write_text(_boot_id())
@@ -273,6 +379,18 @@ def members(name: str) -> list[int]:
     ]
 
 
+def _pod_processes(name: str) -> list[int]:
+    found = []
+    for pid in members(name):
+        try:
+            cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            continue
+        if "/kubepods" in cgroups:
+            found.append(pid)
+    return found
+
+
 def rss_bytes(name: str) -> int:
     total = 0
     for pid in members(name):
@@ -290,6 +408,12 @@ def stop(name: str, timeout: float = 20) -> None:
     """Power the host off (nspawn turns SIGTERM into a clean shutdown), then remove every trace."""
     state = _state(name)
     pid = _pid(name)
+    # Pod processes may ignore SIGTERM (≈30 s each): they hold no state worth a clean stop.
+    for container in _pod_processes(name):
+        try:
+            os.kill(container, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if pid is not None and _alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -310,6 +434,7 @@ def stop(name: str, timeout: float = 20) -> None:
     if os.path.ismount(root):
         _run("umount", "--lazy", str(root), check=False)
     _run("ip", "link", "del", f"vb-{name}"[:15], check=False)
+    _remove_cgroups(name)
     shutil.rmtree(state, ignore_errors=True)
 
 

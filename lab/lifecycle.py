@@ -11,10 +11,22 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from lab import artifacts, build, config, hosts, rootfs
+from lab import artifacts, build, config, edge, hosts, images, registry, rootfs
 
-REQUIRED_COMMANDS = ("systemd-nspawn", "debootstrap", "go", "ip", "ssh", "ssh-keygen", "mount")
+REQUIRED_COMMANDS = (
+    "systemd-nspawn",
+    "debootstrap",
+    "go",
+    "ip",
+    "ssh",
+    "ssh-keygen",
+    "mount",
+    "tar",  # image layers
+    "git",  # the edge host's GitOps repository
+    "openssl",  # the Git server's htpasswd (password on stdin)
+)
 
 
 def missing_prerequisites() -> list[str]:
@@ -49,8 +61,9 @@ def _login_key() -> None:
     )
 
 
-def prepare() -> tuple[os.PathLike[str], os.PathLike[str], os.PathLike[str]]:
-    """Build or fetch from cache everything a boot needs: rootfs, control plane, stand-in."""
+def prepare() -> tuple[Path, Path, Path, hosts.Node]:
+    """Build or fetch from cache everything a boot needs: rootfs, control plane, stand-in,
+    the node's binaries and its images."""
     problems = missing_prerequisites()
     if problems:
         raise RuntimeError("lab prerequisites missing: " + "; ".join(problems))
@@ -58,21 +71,43 @@ def prepare() -> tuple[os.PathLike[str], os.PathLike[str], os.PathLike[str]]:
     bin_dir = build.controlplane()
     standin = build.standin()
     artifacts.publish(standin)
+    layout = images.ensure()
+    airgap = images.archive(layout, config.CACHE_DIR / "airgap" / "lab-images.tar")
+    mirror = registry.mirrors(config.host(config.EDGE_HOST).address)
+    node = hosts.Node(bin_dir=build.node(), images=airgap.parent, registries=mirror)
     _login_key()
-    return base, bin_dir, standin
+    return base, bin_dir, standin, node
 
 
 def up() -> float:
     """Boot every lab host from scratch and wait until each answers over SSH. Returns seconds."""
-    base, bin_dir, standin = prepare()
+    base, bin_dir, standin, node = prepare()
     started = time.monotonic()
     down()
     hosts.bridge_up()
-    lines = [hosts.boot(h, base, bin_dir, standin) for h in config.HOSTS]  # type: ignore[arg-type]
+    lines = []
+    for lab_host in config.HOSTS:
+        lines.append(
+            hosts.boot(
+                lab_host,
+                base,
+                bin_dir,
+                standin,
+                node if lab_host.name == config.NODE_HOST else None,
+            )
+        )
     config.KNOWN_HOSTS.write_text("\n".join(lines) + "\n")
+    # The Git server's SSH host key under its name too (git@git.lab.test:private/gitops.git).
+    edge_line = next(
+        line for line in lines if line.startswith(config.host(config.EDGE_HOST).address + " ")
+    )
+    (edge.SECRETS.directory / "ssh_known_hosts").write_text(f"{edge.GIT_SERVER_NAME},{edge_line}\n")
     config.SSH_CONFIG.write_text(hosts.ssh_config(config.HOSTS))
     for lab_host in config.HOSTS:
         hosts.wait_for_ssh(lab_host)
+    edge_host = config.host(config.EDGE_HOST)
+    registry.wait(edge_host.address)
+    registry.push(edge_host.address, images.ensure())
     wait_for_rke2()
     return time.monotonic() - started
 

@@ -16,6 +16,8 @@ declare -A PACKAGE=(
     [tc]=iproute2
     [git]=git
     [redis-server]=redis-server
+    [tar]=tar
+    [openssl]=openssl
 )
 
 missing=()

@@ -19,6 +19,8 @@ id {config.LOGIN_USER} >/dev/null 2>&1 || useradd --create-home --shell /bin/bas
 echo '{config.LOGIN_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{config.LOGIN_USER}
 chmod 0440 /etc/sudoers.d/{config.LOGIN_USER}
 systemctl enable systemd-networkd.service ssh.service
+# Packages whose services only some hosts run: the lab enables each on its host (lab/hosts.py).
+for unit in {" ".join(versions.PER_HOST_SERVICES)}; do systemctl disable "$unit" 2>/dev/null || true; done
 # No DNS and no default route: lab hosts talk only to each other and to the bridge address.
 systemctl disable systemd-resolved.service 2>/dev/null || true
 : > /etc/resolv.conf
@@ -28,16 +30,18 @@ apt-get clean
 """
 
 
-def key() -> str:
-    spec = "\n".join(
-        [versions.DEBIAN_SUITE, versions.DEBIAN_MIRROR, *versions.ROOTFS_PACKAGES, _CONFIGURE]
-    )
+def key(packages: tuple[str, ...] = versions.ROOTFS_PACKAGES, configure: str = _CONFIGURE) -> str:
+    spec = "\n".join([versions.DEBIAN_SUITE, versions.DEBIAN_MIRROR, *packages, configure])
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def ensure() -> Path:
+def ensure(
+    kind: str = "rootfs",
+    packages: tuple[str, ...] = versions.ROOTFS_PACKAGES,
+    configure: str = _CONFIGURE,
+) -> Path:
     """Return the cached root filesystem, building it first if this version has none."""
-    final = config.CACHE_DIR / "rootfs" / key()
+    final = config.CACHE_DIR / kind / key(packages, configure)
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +54,7 @@ def ensure() -> Path:
             [
                 "debootstrap",
                 "--variant=minbase",
-                f"--include={','.join(versions.ROOTFS_PACKAGES)}",
+                f"--include={','.join(packages)}",
                 versions.DEBIAN_SUITE,
                 str(staging),
                 versions.DEBIAN_MIRROR,
@@ -58,7 +62,7 @@ def ensure() -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        subprocess.run(["chroot", str(staging), "/bin/sh", "-c", _CONFIGURE], check=True)
+        subprocess.run(["chroot", str(staging), "/bin/sh", "-c", configure], check=True)
         os.rename(staging, final)
     finally:
         _remove_staging(staging)

@@ -8,7 +8,14 @@ import yaml
 from tests.lab.operator import Operator
 
 # Later modules build on what earlier ones deployed (a fresh VM first, then Argo CD on it).
-MODULE_ORDER = ("test_lab", "test_k3s_deploy", "test_argocd_deploy", "test_argocd_status")
+MODULE_ORDER = (
+    "test_lab",
+    "test_k3s_deploy",
+    "test_argocd_deploy",
+    "test_argocd_running",
+    "test_git_server",  # last of the lab's: it also clones from a Pod of Argo CD
+    "test_argocd_status",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,27 @@ def test_downgrade_when_forced_then_upgrade_converge_without_manual_steps(
     assert image() == "quay.io/argoproj/argocd:v3.5.1"
     assert changed_operations(upgraded.plan(deploy_file="deploys/argocd.py")) == []
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
+    _forced_rollback_of_the_controller(operator)
+
+
+def _forced_rollback_of_the_controller(operator: Operator) -> None:
+    """The lab has no v3.4.7 images, so the downgraded Pods never ran. Deployments replace theirs
+    on the upgrade; an OrderedReady StatefulSet does not replace a Pod that never became Ready
+    (Kubernetes' documented "forced rollback": delete it). Later tests need v3.5.1 running."""
+    pod = kubectl_json(operator, "-n", "argocd", "get", "pod", "argocd-application-controller-0")
+    if pod["spec"]["containers"][0]["image"] != "quay.io/argoproj/argocd:v3.5.1":
+        operator.kubectl(
+            *CONTEXT, "-n", "argocd", "delete", "pod", "argocd-application-controller-0"
+        )
+    operator.kubectl(
+        *CONTEXT,
+        "-n",
+        "argocd",
+        "rollout",
+        "status",
+        "statefulset/argocd-application-controller",
+        "--timeout=300s",
+    )
 
 
 def test_ingress_follows_vars(operator: Operator, site_copy: Callable[..., Operator]) -> None:
@@ -241,19 +262,52 @@ def _port_forwards() -> list[str]:
     return found
 
 
-def test_status_names_the_workloads_that_are_not_ready(operator: Operator) -> None:
-    """No kubelet runs in the lab, so Pods never start: Argo CD is installed but never healthy."""
+@pytest.fixture
+def scaled_to_0(operator: Operator) -> Iterator[Callable[[str], None]]:
+    """Scale an Argo CD Deployment to 0 for one test (the manifest sets no replicas, so the
+    deploy leaves them alone), then back to 1 and ready."""
+    scaled: list[str] = []
+
+    def scale(name: str) -> None:
+        operator.kubectl(*CONTEXT, "-n", "argocd", "scale", f"deployment/{name}", "--replicas=0")
+        operator.kubectl(
+            *CONTEXT,
+            "-n",
+            "argocd",
+            "wait",
+            "--for=delete",
+            "pod",
+            "-l",
+            f"app.kubernetes.io/name={name}",
+            "--timeout=120s",
+        )
+        scaled.append(name)
+
+    yield scale
+    for name in scaled:
+        operator.kubectl(*CONTEXT, "-n", "argocd", "scale", f"deployment/{name}", "--replicas=1")
+        operator.kubectl(
+            *CONTEXT, "-n", "argocd", "rollout", "status", f"deployment/{name}", "--timeout=300s"
+        )
+
+
+def test_status_names_the_workloads_that_are_not_ready(
+    operator: Operator, scaled_to_0: Callable[[str], None]
+) -> None:
+    scaled_to_0("argocd-dex-server")
     result = operator.run("make", "-s", "argocd/status", "SITE=lab", check=False)
     assert result.returncode != 0  # make turns the status's exit 1 into its own 2
-    assert "Deployment argocd-server: 0/1 ready" in result.stdout
-    assert "StatefulSet argocd-application-controller: 0/1 ready" in result.stdout
+    assert "Deployment argocd-dex-server: 0/0 ready  scaled to 0" in result.stdout
     assert "CRD applicationsets.argoproj.io: Established" in result.stdout
     assert "Ingress: gitops.lab.test" in result.stdout
     verdict = next(line for line in result.stdout.splitlines() if line.startswith("not healthy:"))
-    assert "argocd-server" in verdict and "argocd-repo-server" in verdict
+    assert "argocd-dex-server" in verdict and "argocd-server" not in verdict
 
 
-def test_install_waits_for_the_rollout_until_its_timeout_then_reports(operator: Operator) -> None:
+def test_install_waits_for_the_rollout_until_its_timeout_then_reports(
+    operator: Operator, scaled_to_0: Callable[[str], None]
+) -> None:
+    scaled_to_0("argocd-dex-server")
     started = time.monotonic()
     result = operator.run("make", "-s", "argocd/install", "SITE=lab", "ARGOCD_WAIT=4", check=False)
     elapsed = time.monotonic() - started
@@ -264,8 +318,9 @@ def test_install_waits_for_the_rollout_until_its_timeout_then_reports(operator: 
 
 
 def test_port_forward_without_a_server_pod_fails_clearly_and_leaves_nothing(
-    operator: Operator,
+    operator: Operator, scaled_to_0: Callable[[str], None]
 ) -> None:
+    scaled_to_0("argocd-server")
     result = operator.run("make", "-s", "argocd/port-forward", "SITE=lab", check=False)
     assert result.returncode != 0
     assert "no argocd-server pod is running in namespace argocd (context lab/k3s)" in result.stderr

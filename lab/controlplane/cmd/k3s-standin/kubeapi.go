@@ -136,7 +136,9 @@ func osImage() string {
 // ensureNode registers the Node object a k3s server's kubelet would register. No kubelet runs,
 // so its status carries addresses and node info but NO conditions: nothing reports Ready, and
 // kube-controller-manager's node lifecycle controller eventually marks it Unknown and taints it.
-func (c *apiClient) ensureNode(f flavour, cfg *serverConfig, nodeIP string) error {
+// ensureNode labels the Node; withStatus (no kubelet runs) also creates it and writes the status
+// a kubelet would.
+func (c *apiClient) ensureNode(f flavour, cfg *serverConfig, nodeIP string, withStatus bool) error {
 	labels := nodeLabels(f, cfg)
 	node := map[string]any{
 		"apiVersion": "v1",
@@ -146,6 +148,9 @@ func (c *apiClient) ensureNode(f flavour, cfg *serverConfig, nodeIP string) erro
 	patch := map[string]any{"metadata": map[string]any{"labels": labels}}
 	if err := c.ensureObject("/api/v1/nodes", cfg.NodeName, node, patch); err != nil {
 		return err
+	}
+	if !withStatus {
+		return nil
 	}
 	addresses := []map[string]string{}
 	if nodeIP != "" {

@@ -9,9 +9,11 @@
 // kube-apiserver, kube-controller-manager) that the lab bind-mounts into the container at
 // /opt/tirosh-lab/bin.
 //
-// NO KUBELET RUNS, so no container runtime exists and Pods NEVER start: they are stored by the
-// API server and stay Pending forever. There is no scheduler, no kube-proxy, no CNI, no
-// CoreDNS and no Traefik either; only the IngressClass object that k3s's Traefik would create.
+// Where the lab bind-mounts the node binaries (/opt/tirosh-lab/node: the argocd host), it is
+// also a node like a k3s server (node.go): Debian's containerd and runc, kubelet,
+// kube-scheduler, kube-proxy, a bridge CNI, and the packaged CoreDNS and Traefik. Elsewhere
+// (rke2-gpu) NO KUBELET RUNS and Pods NEVER start: they stay Pending; only the Node object and
+// the IngressClass k3s's Traefik would create exist.
 //
 // Flavour: when invoked as "rke2" (filepath.Base(os.Args[0])) it stands in for rke2 instead,
 // with rke2's paths and version string.
@@ -81,7 +83,7 @@ func usage(f flavour) string {
 	return fmt.Sprintf(`%[1]s %[2]s (tirosh-lab-standin): a lab test double of the %[1]s binary
 
 Usage:
-  %[1]s server [--config FILE] [--FLAG=VALUE ...]   run the control plane (no kubelet: Pods never start)
+  %[1]s server [--config FILE] [--FLAG=VALUE ...]   run the control plane (and the node, where the lab provides one)
   %[1]s kubectl [ARGS...]                           run kubectl against %[3]s
   %[1]s --version | -v | version                    print the version
 `, f.name, f.version, f.kubeconfig)

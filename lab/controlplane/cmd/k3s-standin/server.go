@@ -133,7 +133,12 @@ func runServer(f flavour, args []string) int {
 
 func (s *server) run() int {
 	f, cfg, p := s.f, s.cfg, s.p
-	logf("%s %s (tirosh-lab-standin): lab test double, no kubelet (Pods never start)", f.name, f.version)
+	node := nodeEnabled(f)
+	if node {
+		logf("%s %s (tirosh-lab-standin): lab test double; this host is a node (containerd, kubelet)", f.name, f.version)
+	} else {
+		logf("%s %s (tirosh-lab-standin): lab test double, API only: no kubelet (Pods never start)", f.name, f.version)
+	}
 
 	dataDir := hostPath(cfg.DataDir)
 	serverDir := filepath.Join(dataDir, "server")
@@ -236,6 +241,21 @@ func (s *server) run() int {
 		{requestHeaderCA, leafSpec{name: "client-auth-proxy", cn: "system:auth-proxy",
 			usage: x509.ExtKeyUsageClientAuth}},
 	}
+	if node {
+		// The node's identities, as k3s issues them: the Node authorizer and the bootstrap
+		// RBAC bindings of system:kube-proxy and system:kube-scheduler grant what each needs.
+		leaves = append(leaves, []struct {
+			ca   *certAuthority
+			spec leafSpec
+		}{
+			{clientCA, leafSpec{name: "client-kubelet", cn: "system:node:" + cfg.NodeName,
+				orgs: []string{"system:nodes"}, usage: x509.ExtKeyUsageClientAuth}},
+			{clientCA, leafSpec{name: "client-kube-proxy", cn: "system:kube-proxy",
+				usage: x509.ExtKeyUsageClientAuth}},
+			{clientCA, leafSpec{name: "client-scheduler", cn: "system:kube-scheduler",
+				usage: x509.ExtKeyUsageClientAuth}},
+		}...)
+	}
 	for _, l := range leaves {
 		if err := ensureLeaf(tlsDir, l.ca, l.spec); err != nil {
 			logf("certificate %s: %v", l.spec.name, err)
@@ -248,7 +268,16 @@ func (s *server) run() int {
 	apiURL := fmt.Sprintf("https://127.0.0.1:%d", p.api)
 	adminKubeconfig := filepath.Join(credDir, "admin.kubeconfig")
 	controllerKubeconfig := filepath.Join(credDir, "controller.kubeconfig")
-	for path, user := range map[string]string{adminKubeconfig: "client-admin", controllerKubeconfig: "client-controller"} {
+	users := map[string]string{adminKubeconfig: "client-admin", controllerKubeconfig: "client-controller"}
+	nodeKubeconfigs := map[string]string{}
+	if node {
+		for name, user := range map[string]string{"kubelet": "client-kubelet", "kube-proxy": "client-kube-proxy", "scheduler": "client-scheduler"} {
+			path := filepath.Join(credDir, name+".kubeconfig")
+			nodeKubeconfigs[name] = path
+			users[path] = user
+		}
+	}
+	for path, user := range users {
 		data := kubeconfigWithFiles(apiURL, tlsFile("server-ca.crt"), tlsFile(user+".crt"), tlsFile(user+".key"))
 		if err := writeFileAtomic(path, data, 0o600); err != nil {
 			logf("%v", err)
@@ -314,6 +343,10 @@ func (s *server) run() int {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + tlsFile("client-auth-proxy.crt"),
 		"--proxy-client-key-file=" + tlsFile("client-auth-proxy.key"),
+		// kubectl logs, exec and port-forward: the API server calls the kubelet as an admin.
+		"--kubelet-client-certificate=" + tlsFile("client-admin.crt"),
+		"--kubelet-client-key=" + tlsFile("client-admin.key"),
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
@@ -379,10 +412,27 @@ func (s *server) run() int {
 	}
 	logf("wrote kubeconfig %s (mode %04o)", kubeconfig, cfg.KubeconfigMode)
 
-	// 5. What k3s itself would put in the API: the Node (its kubelet would) and Traefik's
-	// IngressClass (its packaged addon would).
+	// 5. A node: containerd, kube-scheduler, kubelet, kube-proxy; the kubelet registers the
+	// Node, which must become Ready.
+	nodes := newNodeDirs(dataDir)
+	if node {
+		if err := s.startNode(nodes, nodeIP, tlsFile, nodeKubeconfigs); err != nil {
+			var st *stopped
+			if errors.As(err, &st) {
+				return handle(err)
+			}
+			return fail("node: %v", err)
+		}
+		if err := s.waitNodeReady(api); err != nil {
+			return handle(err)
+		}
+		logf("node %s is Ready", cfg.NodeName)
+	}
+
+	// 6. What k3s itself puts in the API: the Node's labels (the Node itself when no kubelet
+	// runs), Traefik's IngressClass and the packaged addons.
 	if err := s.waitFor("Node and addon objects", objectsTimeout, func() (bool, error) {
-		if err := api.ensureNode(f, cfg, nodeIP); err != nil {
+		if err := api.ensureNode(f, cfg, nodeIP, !node); err != nil {
 			return false, err
 		}
 		if f.name == "k3s" {
@@ -399,9 +449,14 @@ func (s *server) run() int {
 	for _, k := range sortedKeys(labels) {
 		shown = append(shown, k+"="+labels[k])
 	}
-	logf("node %s registered (labels %s; no kubelet, so no conditions)", cfg.NodeName, strings.Join(shown, ","))
+	logf("node %s labelled %s", cfg.NodeName, strings.Join(shown, ","))
+	if node {
+		if err := s.applyAddons(nodes, adminKubeconfig, nodeIP); err != nil {
+			return fail("addons: %v", err)
+		}
+	}
 
-	// 6. kube-controller-manager healthy: token Secrets and kube-root-ca.crt follow shortly.
+	// 7. kube-controller-manager healthy: token Secrets and kube-root-ca.crt follow shortly.
 	kcmClient := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		Proxy: nil,
 		// Its serving certificate is self-signed in memory; this is a loopback health probe.
@@ -423,13 +478,13 @@ func (s *server) run() int {
 		logf("warning: %v", err)
 	}
 
-	// 7. Tell systemd (Type=notify) that we are up.
+	// 8. Tell systemd (Type=notify) that we are up.
 	if err := sdNotify("READY=1"); err != nil {
 		logf("warning: sd_notify: %v", err)
 	}
 	logf("%s is running", f.name)
 
-	// 8. Supervise until stopped.
+	// 9. Supervise until stopped.
 	select {
 	case sig := <-s.sigs:
 		logf("received %v: shutting down", sig)

@@ -1,0 +1,338 @@
+"""Container images assembled here, never pulled: OCI images from Debian and the lab's Go builds.
+
+Each image is a Debian base layer (debootstrap of versions.IMAGE_PACKAGES) and/or a layer with
+the lab's binaries, named exactly as Argo CD's manifest and k3s name them. All images go into one
+OCI archive in the cache, keyed by everything that goes in: the argocd host imports it into
+containerd as k3s imports air-gap images, and the lab's registry mirror serves the same blobs to
+pulls (the manifest's `imagePullPolicy: Always` makes the kubelet pull even when present).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import build, config, rootfs, versions
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Argo CD's image: user argocd (999), its config directories, the ssh known_hosts link the
+# manifest's ConfigMap mount relies on. Runs in a chroot of the image base.
+_IMAGE_CONFIGURE = """
+set -eu
+groupadd -g 999 argocd && useradd -r -u 999 -g argocd -m -d /home/argocd -s /bin/sh argocd
+mkdir -p /app/config/ssh /app/config/tls /app/config/gpg/source /app/config/gpg/keys
+ln -sf /app/config/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts
+chown -R 999:999 /app/config
+apt-get clean
+rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /var/cache/debconf/*-old
+systemctl disable redis-server.service 2>/dev/null || true
+"""
+
+ARGOCD_COMMANDS = (
+    "argocd-server",
+    "argocd-repo-server",
+    "argocd-cmp-server",
+    "argocd-application-controller",
+    "argocd-applicationset-controller",
+    "argocd-dex",
+    "argocd-notifications",
+    "argocd-k8s-auth",
+    "argocd-commit-server",
+)
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str  # sha256:<hex>
+    size: int
+    media_type: str
+
+
+@dataclass
+class Image:
+    name: str  # full reference: registry/repository:tag
+    manifest: Blob
+    blobs: list[Blob] = field(default_factory=list)  # config and layers
+
+    @property
+    def repository(self) -> str:
+        """The path on a registry mirror: the name without its registry host and tag."""
+        return self.name.split("/", 1)[1].rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.rsplit(":", 1)[1]
+
+
+class Store:
+    """An OCI image layout directory being filled: blobs/sha256/<hex> and index.json."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        self.images: list[Image] = []
+
+    def path(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def add_bytes(self, data: bytes, media_type: str) -> Blob:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.path(digest).write_bytes(data)
+        return Blob(digest, len(data), media_type)
+
+    def add_file(self, source: Path, media_type: str) -> Blob:
+        digest = hashlib.sha256()
+        with source.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        blob = Blob("sha256:" + digest.hexdigest(), source.stat().st_size, media_type)
+        os.replace(source, self.path(blob.digest))
+        return blob
+
+    def image(self, name: str, layers: list[Blob], settings: dict[str, object]) -> Image:
+        config_json = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": [PATH_ENV], **settings},
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+            "history": [{"created_by": "tirosh-lab (lab/images.py)"} for _ in layers],
+        }
+        cfg = self.add_bytes(_canonical(config_json), OCI_CONFIG)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": _descriptor(cfg),
+            "layers": [_descriptor(layer) for layer in layers],
+        }
+        image = Image(name, self.add_bytes(_canonical(manifest), OCI_MANIFEST), [cfg, *layers])
+        self.images.append(image)
+        return image
+
+    def close(self) -> None:
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    **_descriptor(image.manifest),
+                    "annotations": {
+                        "io.containerd.image.name": image.name,
+                        "org.opencontainers.image.ref.name": image.tag,
+                    },
+                }
+                for image in self.images
+            ],
+        }
+        (self.root / "index.json").write_bytes(_canonical(index))
+        (self.root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        images = {image.name: image.manifest.digest for image in self.images}
+        (self.root / "images.json").write_bytes(_canonical(images))
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _descriptor(blob: Blob) -> dict[str, object]:
+    return {"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size}
+
+
+def _tar_directory(directory: Path, output: Path) -> None:
+    """A reproducible layer: sorted names, numeric owners, fixed times."""
+    subprocess.run(
+        [
+            "tar",
+            "--sort=name",
+            "--numeric-owner",
+            "--mtime=@0",
+            "--xattrs",
+            "-C",
+            str(directory),
+            "-cf",
+            str(output),
+            ".",
+        ],
+        check=True,
+    )
+
+
+def _tar_files(output: Path, files: dict[str, Path], links: dict[str, str]) -> None:
+    """A layer with files (path in the image -> file here) and symlinks (path -> target)."""
+    with tarfile.open(output, "w", format=tarfile.PAX_FORMAT) as tar:
+        directories = sorted({str(Path(p).parent) for p in [*files, *links]} - {"."})
+        for directory in directories:
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, source in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = source.stat().st_size, 0o755
+            with source.open("rb") as f:
+                tar.addfile(info, f)
+        for path, target in sorted(links.items()):
+            info = tarfile.TarInfo(path)
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+            tar.addfile(info, io.BytesIO(b""))
+
+
+def image_base() -> Path:
+    """The Debian tree under every image but pause: git, ssh, gpg, tini, redis-server, user 999."""
+    return rootfs.ensure("image-base", versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE)
+
+
+def _release_scripts() -> dict[str, Path]:
+    """The release's hack/gpg-wrapper.sh and git-verify-wrapper.sh, which its Dockerfile copies to
+    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds."""
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", f"github.com/argoproj/argo-cd/v3@{versions.ARGOCD}"],
+        cwd=build.ARGOCD_MODULE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module = Path(json.loads(result.stdout)["Dir"])
+    return {name: module / "hack" / name for name in ("gpg-wrapper.sh", "git-verify-wrapper.sh")}
+
+
+def _binaries() -> dict[str, Path]:
+    node = build.node()
+    return {
+        **_release_scripts(),
+        "argocd": build.argocd(),
+        "coredns": build.coredns(),
+        "pause": node / "pause",
+        "traefik": build.traefik(),
+    }
+
+
+def key() -> str:
+    binaries = _binaries()
+    parts = [
+        rootfs.key(versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE),
+        versions.ARGOCD_IMAGE,
+        versions.REDIS_IMAGE,
+        versions.DEX_IMAGE,
+        versions.PAUSE_IMAGE,
+        versions.COREDNS_IMAGE,
+        versions.TRAEFIK_IMAGE,
+        Path(__file__).read_text(),
+        *(str(path) for path in binaries.values()),  # cache paths: keyed by pinned versions
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def ensure() -> Path:
+    """The OCI layout directory holding every lab image (built on first use, then cached)."""
+    final = config.CACHE_DIR / "images" / key()
+    if (final / "index.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".images-", dir=final.parent))
+    try:
+        _assemble(Store(staging), _binaries())
+        staging.chmod(0o755)
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _assemble(store: Store, binaries: dict[str, Path]) -> None:
+    work = store.root / "work"
+    work.mkdir()
+    _tar_directory(image_base(), work / "base.tar")
+    base = store.add_file(work / "base.tar", OCI_LAYER)
+
+    def layer(name: str, files: dict[str, Path], links: dict[str, str] | None = None) -> Blob:
+        _tar_files(work / f"{name}.tar", files, links or {})
+        return store.add_file(work / f"{name}.tar", OCI_LAYER)
+
+    scripts = ("gpg-wrapper.sh", "git-verify-wrapper.sh")
+    argocd = layer(
+        "argocd",
+        {
+            "usr/local/bin/argocd": binaries["argocd"],
+            **{f"usr/local/bin/{name}": binaries[name] for name in scripts},
+        },
+        {f"usr/local/bin/{name}": "/usr/local/bin/argocd" for name in ARGOCD_COMMANDS},
+    )
+    store.image(
+        versions.ARGOCD_IMAGE,
+        [base, argocd],
+        {
+            "User": "999",
+            "WorkingDir": "/home/argocd",
+            # As the release's Dockerfile (no gRPC service config lookups by DNS TXT).
+            "Env": [PATH_ENV, "USER=argocd", "GRPC_ENABLE_TXT_SERVICE_CONFIG=false"],
+            "Entrypoint": ["/usr/bin/tini", "--"],
+        },
+    )
+    # Debian's redis-server 7.0.15 under the manifest's name (8.2.3-alpine upstream).
+    store.image(versions.REDIS_IMAGE, [base], {"User": "999", "Entrypoint": ["redis-server"]})
+    # Dex v2.45.0 is not on the Go module proxy (nor any commit of it): the image has no dex
+    # binary, so `argocd-dex rundex` fails with `exec: "dex": executable file not found` and
+    # argocd-dex-server stays not ready in the lab (see lab/README.md).
+    store.image(versions.DEX_IMAGE, [base], {"User": "1001", "Entrypoint": ["/usr/bin/false"]})
+    store.image(
+        versions.COREDNS_IMAGE,
+        [base, layer("coredns", {"coredns": binaries["coredns"]})],
+        {"Entrypoint": ["/coredns"]},
+    )
+    store.image(
+        versions.TRAEFIK_IMAGE,
+        [base, layer("traefik", {"traefik": binaries["traefik"]})],
+        {"Entrypoint": ["/traefik"], "User": "65532:65532"},
+    )
+    store.image(
+        versions.PAUSE_IMAGE,
+        [layer("pause", {"pause": binaries["pause"]})],
+        {"User": "65535:65535", "Entrypoint": ["/pause"]},
+    )
+    shutil.rmtree(work)
+    store.close()
+
+
+def archive(layout: Path, output: Path) -> Path:
+    """The layout as one tar (an OCI archive `ctr images import` reads), rewritten when stale."""
+    stamp = output.with_suffix(".key")
+    if output.is_file() and stamp.is_file() and stamp.read_text() == layout.name:
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_suffix(".partial")
+    entries = ["oci-layout", "index.json", "blobs"]
+    subprocess.run(["tar", "-C", str(layout), "-cf", str(partial), *entries], check=True)
+    os.replace(partial, output)
+    stamp.write_text(layout.name)
+    return output
+
+
+def manifest_digests(layout: Path) -> dict[str, str]:
+    """Image name -> manifest digest, as Pods report it in status.containerStatuses[].imageID."""
+    data: dict[str, str] = json.loads((layout / "images.json").read_text())
+    return data
+
+
+def digests(layout: Path) -> set[str]:
+    """Every manifest and config digest of the lab's images: a Pod's imageID names one of them
+    (the manifest when containerd resolved the tag, the config when it only had the image)."""
+    found = set()
+    for digest in manifest_digests(layout).values():
+        found.add(digest)
+        manifest = json.loads(
+            (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        )
+        found.add(manifest["config"]["digest"])
+    return found
