@@ -15,6 +15,8 @@ MODULE_ORDER = (
     "test_argocd_running",
     "test_git_server",  # last of the lab's: it also clones from a Pod of Argo CD
     "test_argocd_status",
+    "test_operator_checks",
+    "test_faults",  # last: it cuts the VM's link mid-deploy
 )
 
 
