@@ -182,27 +182,40 @@ def test_release_download_is_verified_before_it_replaces_the_binary(
     del site_vars["k3s_airgap_dir"]
     vars_file.write_text(yaml.safe_dump(site_vars))
     from_release = Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites)})
+    k3s_alone = (PYINFRA, "-y", "inventories/lab.py", "deploys/k3s.py")
+
+    # Plain http without a pinned digest is refused before any connection (issue 8).
+    unpinned = from_release.run(*k3s_alone, check=False)
+    assert unpinned.returncode != 0
+    assert "k3s_release_url" in unpinned.stdout + unpinned.stderr
+
     expected = vm.file("/usr/local/bin/k3s").sha256sum
-
-    # A tampered checksum file: the download is refused and the installed binary stays.
-    checksums = release / "sha256sum-amd64.txt"
-    good = checksums.read_text()
-    checksums.write_text("0" * 64 + "  k3s\n")
+    site_vars["k3s_sha256"] = expected
+    vars_file.write_text(yaml.safe_dump(site_vars))
+    # A tampered binary on the mirror: refused, and nothing replaces the installed binary.
+    binary = release / "k3s"
+    good = binary.read_bytes()
+    binary.write_bytes(good + b"tampered")
     vm.run("mv /usr/local/bin/k3s /usr/local/bin/k3s.kept")
-    refused = from_release.run(PYINFRA, "-y", "inventories/lab.py", "deploys/k3s.py", check=False)
-    assert refused.returncode != 0
-    assert "sha256 mismatch" in refused.stdout + refused.stderr
-    assert not vm.file("/usr/local/bin/k3s").exists
-    assert not vm.file("/usr/local/bin/k3s.tirosh-new").exists
+    try:
+        refused = from_release.run(*k3s_alone, check=False)
+        assert refused.returncode != 0
+        assert "did not match" in refused.stdout + refused.stderr
+        assert not vm.file("/usr/local/bin/k3s").exists
 
-    # The real checksum file: downloaded, verified, installed, and k3s runs it.
-    checksums.write_text(good)
-    assert "Install k3s v1.37.2+k3s1" in changed_operations(from_release.plan("deploys/k3s.py"))
-    from_release.deploy(deploy_file="deploys/k3s.py")
-    assert vm.file("/usr/local/bin/k3s").sha256sum == expected
-    assert vm.service("k3s").is_running
-    assert changed_operations(from_release.plan("deploys/k3s.py")) == []
-    vm.run("rm -f /usr/local/bin/k3s.kept")
+        # The real binary: downloaded, verified, installed, and k3s runs it.
+        binary.write_bytes(good)
+        assert "Install k3s v1.37.2+k3s1" in changed_operations(from_release.plan("deploys/k3s.py"))
+        from_release.deploy(deploy_file="deploys/k3s.py")
+        assert vm.file("/usr/local/bin/k3s").sha256sum == expected
+        assert vm.service("k3s").is_running
+        assert changed_operations(from_release.plan("deploys/k3s.py")) == []
+    finally:
+        # Whatever failed above, the VM keeps a k3s binary for the tests after this one.
+        vm.run(
+            "test -e /usr/local/bin/k3s || mv /usr/local/bin/k3s.kept /usr/local/bin/k3s;"
+            " rm -f /usr/local/bin/k3s.kept"
+        )
 
 
 def test_make_targets_wrap_the_same_deploy(operator: Operator) -> None:
