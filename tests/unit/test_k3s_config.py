@@ -108,6 +108,25 @@ def test_secret_flags_in_any_spelling(key: str) -> None:
     assert "s3cr3t" not in lines[0]
 
 
+def _generated_key() -> str:
+    """A private key made for this run (PEM), so none is stored in the repository."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
+GENERATED_KEY = _generated_key()
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
@@ -123,7 +142,7 @@ def test_secret_flags_in_any_spelling(key: str) -> None:
         ("kubelet-arg", ["password=hunter2"]),
         ("vpn-auth-file", "name=tailscale,joinKey=hunter2"),
         ("node-label", ["TOKEN=hunter2"]),
-        ("kube-apiserver-arg", "-----BEGIN PRIVATE KEY-----hunter2"),
+        ("kube-apiserver-arg", GENERATED_KEY),
     ],
 )
 def test_credentials_inside_values_are_refused(key: str, value: Any) -> None:
