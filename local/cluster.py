@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,11 +24,11 @@ from typing import Any
 
 from kubernetes import client
 
-from local import cluster_rbac, kubeclient
+from local import cli, cluster_rbac, kubeclient
 from local.argocd_api import ArgoCDError, Client
 from local.cluster_rbac import Change
 from tirosh.clusters import ContextProblem, WorkloadCluster, load_clusters, resolve_server
-from tirosh.site import Site, SiteError, load_or_report
+from tirosh.site import Site, SiteError
 
 __all__ = ["ClusterResult", "cluster_body", "connection_state", "main", "register_clusters"]
 
@@ -221,8 +220,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("site")
     parser.add_argument("--dry", action="store_true", help="only say what would change")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     from local import initial_secret

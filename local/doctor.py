@@ -9,20 +9,19 @@ likely cause and the command that fixes it. Exit 1 when any check fails. Reads o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubernetes import client
 
-from local import initial_secret, kubeclient
+from local import cli, initial_secret, kubeclient
 from local.argocd_api import ArgoCDError, Client
 from local.session import endpoint, log_in, site_settings
 from tirosh.clusters import ContextProblem, load_clusters, resolve_server
 from tirosh.repositories import load_repositories
 from tirosh.secrets_registry import desired_data, load_secrets
-from tirosh.site import Site, SiteError, load_or_report
+from tirosh.site import Site, SiteError
 
 __all__ = ["Check", "main", "run_checks"]
 
@@ -232,8 +231,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser = argparse.ArgumentParser(prog="python -m local.doctor", description=__doc__)
     parser.add_argument("site")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     try:

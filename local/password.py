@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from local import initial_secret
+from local import cli, initial_secret
 from local.argocd_api import ArgoCDError, Client
 from local.session import open_session
 from tirosh.argocd_login import LoginArgsError
-from tirosh.site import Site, load_or_report
+from tirosh.site import Site
 
 __all__ = ["main", "new_password", "show", "update"]
 
@@ -109,8 +108,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("site")
     parser.add_argument("--yes", action="store_true", help="delete the initial Secret, no question")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     try:

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from local import cluster, initial_secret, kubeclient, repo, secrets
+from local import cli, cluster, initial_secret, kubeclient, repo, secrets
 from local.argocd_api import ArgoCDError
 from local.cluster_rbac import TokenTimeout
 from local.session import open_session, site_settings
 from tirosh.clusters import ContextProblem, load_clusters
 from tirosh.repositories import load_repositories
 from tirosh.secrets_registry import MissingVariables, load_secrets, values
-from tirosh.site import Site, SiteError, load_or_report
+from tirosh.site import Site, SiteError
 
 __all__ = ["Declared", "declared", "main", "run"]
 
@@ -104,8 +104,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("site")
     parser.add_argument("--dry", action="store_true")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
-import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from typing import Any
 
 from kubernetes import client
 
-from local import kubeclient
+from local import cli, kubeclient
 from local.argocd_api import ArgoCDError, Client
 from local.cluster_rbac import Change
 from tirosh.repositories import (
@@ -40,7 +39,7 @@ from tirosh.repositories import (
     repository_body,
     ssh_host,
 )
-from tirosh.site import Site, SiteError, load_or_report
+from tirosh.site import Site, SiteError
 
 __all__ = ["RepoResult", "gather_secrets", "main", "register_repositories"]
 
@@ -334,8 +333,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("site")
     parser.add_argument("--dry", action="store_true", help="only say what would change")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     from local import initial_secret

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from typing import Any, Final
 
 from kubernetes import client
 
-from local import kubeclient
+from local import cli, kubeclient
 from tirosh.secrets_registry import (
     KeyChange,
     MissingVariables,
@@ -31,7 +30,7 @@ from tirosh.secrets_registry import (
     plan,
     values,
 )
-from tirosh.site import Site, SiteError, load_or_report
+from tirosh.site import Site, SiteError
 
 __all__ = ["FIELD_MANAGER", "apply_secrets", "main", "plan_secrets", "read_dotenv"]
 
@@ -144,8 +143,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("site")
     parser.add_argument("--secret", help="only this Secret (default: KUBERNETES_SECRET, else all)")
     args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    site = load_or_report(args.site, environ=env)
+    env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
     try:
