@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -71,7 +72,15 @@ TOP_KEYS: Final = frozenset(
 )
 # The C loader and dumper (libyaml): a multi-megabyte kubeconfig in well under a second.
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER: Final = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BASE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BASE_DUMPER):  # type: ignore[misc,valid-type]
+    """Quotes y/Y/n/N too: kubectl reads YAML 1.1, where they are booleans (a context named N)."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+_DUMPER: Final = _Dumper
 
 
 class ConflictError(ValueError):

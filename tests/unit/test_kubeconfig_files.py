@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pyinfra.api import OperationError
 
@@ -441,6 +441,8 @@ def test_the_plan_replaces_when_told(tmp_path: Path) -> None:
     ]
 
 
+@example(name="N")  # YAML 1.1 (kubectl) reads a bare N as a boolean
+@example(name="y")
 @settings(max_examples=15, deadline=None)
 @given(st.text(min_size=1, max_size=20).filter(lambda name: name_problem(name) is None))
 def test_kubectl_reads_back_every_name_the_check_accepts(name: str) -> None:
