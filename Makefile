@@ -127,19 +127,12 @@ demo/report:
 	@$(KUBECTL) config get-contexts
 	@echo "--- k3s on the lab's management VM"
 	@$(MAKE) --no-print-directory SITE=lab k3s/status
-	@echo "--- Argo CD: waiting for the rollout (argocd-dex-server excepted: no dex build in the lab)"
-	@for w in deployment/argocd-server deployment/argocd-repo-server deployment/argocd-redis \
-		deployment/argocd-applicationset-controller deployment/argocd-notifications-controller \
-		statefulset/argocd-application-controller; do \
-		$(KUBECTL) --context lab/k3s -n argocd rollout status $$w --timeout=600s || exit 1; done
-	-@$(MAKE) --no-print-directory SITE=lab argocd/status
-	@echo "    (in the lab only, argocd-dex-server crash-loops, so it is mostly not ready: dex v2.45.0"
-	@echo "    is not on the Go module proxy and its image has no dex binary; see lab/README.md)"
+	@echo "--- Argo CD: the rollout of every workload, then its health"
+	@$(PY) -m local.status lab --wait 600
 	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
 	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
 	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
-	@echo "--- admin password (user admin):"
-	@echo "    $(KUBECTL) --context lab/k3s -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d"
+	@echo "--- admin password (user admin), printed only when asked: make argocd/password SITE=lab"
 
 # --- checks -----------------------------------------------------------------------------------
 .PHONY: verify test lint

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lab import config, versions
@@ -16,6 +17,7 @@ MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
 ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
 NODE_MODULE_DIR = Path(__file__).resolve().parent / "node"
 TRAEFIK_MODULE_DIR = Path(__file__).resolve().parent / "traefik"
+DEX_MODULE_DIR = Path(__file__).resolve().parent / "dex"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
 # Binary name in the cache -> Go package that builds it.
 CONTROL_PLANE = {
@@ -115,14 +117,24 @@ def argocd_key() -> str:
 
 def argocd() -> Path:
     """The multi-call argocd binary of versions.ARGOCD (argocd-server, -repo-server, ... by argv[0])."""
-    final = config.CACHE_DIR / "argocd" / argocd_key()
-    binary = final / "argocd"
+
+    def build(output: Path) -> None:
+        _go_build(".", output, _argocd_ldflags(), ARGOCD_MODULE_DIR, cgo="0")
+
+    return _cached_binary("argocd", argocd_key(), build)
+
+
+def _cached_binary(kind: str, key: str, build: Callable[[Path], None]) -> Path:
+    """CACHE_DIR/<kind>/<key>/<kind>, built by build(output) on first use, atomically: a failed
+    or interrupted build leaves nothing that looks cached."""
+    final = config.CACHE_DIR / kind / key
+    binary = final / kind
     if binary.is_file():
         return binary
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".argocd-", dir=final.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
     try:
-        _go_build(".", staging / "argocd", _argocd_ldflags(), ARGOCD_MODULE_DIR, cgo="0")
+        build(staging / kind)
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:
@@ -172,22 +184,14 @@ def coredns_key() -> str:
 
 def coredns() -> Path:
     """CoreDNS built from its own module at versions.COREDNS (it needs no wrapper: no replaces)."""
-    final = config.CACHE_DIR / "coredns" / coredns_key()
-    binary = final / "coredns"
-    if binary.is_file():
-        return binary
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".coredns-", dir=final.parent))
-    try:
+
+    def build(output: Path) -> None:
         package = f"github.com/coredns/coredns@{versions.COREDNS}"
         print(f"lab: go install {package}", file=sys.stderr, flush=True)
-        env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(staging), GOFLAGS="-trimpath")
+        env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(output.parent), GOFLAGS="-trimpath")
         subprocess.run(["go", "install", "-ldflags", "-s -w", package], env=env, check=True)
-        staging.chmod(0o755)
-        os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return binary
+
+    return _cached_binary("coredns", coredns_key(), build)
 
 
 def _traefik_ldflags() -> str:
@@ -202,20 +206,34 @@ def traefik_key() -> str:
 
 def traefik() -> Path:
     """Traefik built through the wrapper module lab/traefik (its forks' replaces repeated)."""
-    final = config.CACHE_DIR / "traefik" / traefik_key()
-    binary = final / "traefik"
-    if binary.is_file():
-        return binary
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".traefik-", dir=final.parent))
-    try:
+
+    def build(output: Path) -> None:
         package = "github.com/traefik/traefik/v3/cmd/traefik"
-        _go_build(package, staging / "traefik", _traefik_ldflags(), TRAEFIK_MODULE_DIR, cgo="0")
-        staging.chmod(0o755)
-        os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return binary
+        _go_build(package, output, _traefik_ldflags(), TRAEFIK_MODULE_DIR, cgo="0")
+
+    return _cached_binary("traefik", traefik_key(), build)
+
+
+def _dex_ldflags() -> str:
+    return f"-s -w -X github.com/dexidp/dex/version.Version={versions.DEX}"
+
+
+def dex_key() -> str:
+    module = DEX_MODULE_DIR
+    sources = sorted(module.glob("crdb/**/*"))
+    return _key(
+        module / "go.mod", module / "go.sum", _dex_ldflags(), *(p for p in sources if p.is_file())
+    )
+
+
+def dex() -> Path:
+    """Dex built through the wrapper module lab/dex (the only Dex v2 the proxy serves; see its
+    go.mod). cgo: its SQLite storage needs it, and the image base has the same glibc."""
+
+    def build(output: Path) -> None:
+        _go_build("github.com/dexidp/dex/cmd/dex", output, _dex_ldflags(), DEX_MODULE_DIR, cgo="1")
+
+    return _cached_binary("dex", dex_key(), build)
 
 
 def standin() -> Path:

@@ -168,17 +168,22 @@ def _tar_directory(directory: Path, output: Path) -> None:
     )
 
 
-def _tar_files(output: Path, files: dict[str, Path], links: dict[str, str]) -> None:
-    """A layer with files (path in the image -> file here) and symlinks (path -> target)."""
+def _tar_files(
+    output: Path, files: dict[str, Path], links: dict[str, str], data: dict[str, Path]
+) -> None:
+    """A layer with programs (path in the image -> file here; mode 0755), symlinks (path ->
+    target) and data files (0644). Modes are set here: module-cache files are all read-only."""
+    files = {**files, **data}
     with tarfile.open(output, "w", format=tarfile.PAX_FORMAT) as tar:
-        directories = sorted({str(Path(p).parent) for p in [*files, *links]} - {"."})
+        # Every ancestor, so that no runtime has to invent a directory's mode.
+        directories = sorted({str(a) for p in [*files, *links] for a in Path(p).parents} - {"."})
         for directory in directories:
             info = tarfile.TarInfo(directory)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
         for path, source in sorted(files.items()):
             info = tarfile.TarInfo(path)
-            info.size, info.mode = source.stat().st_size, 0o755
+            info.size, info.mode = source.stat().st_size, 0o644 if path in data else 0o755
             with source.open("rb") as f:
                 tar.addfile(info, f)
         for path, target in sorted(links.items()):
@@ -192,26 +197,48 @@ def image_base() -> Path:
     return rootfs.ensure("image-base", versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE)
 
 
-def _release_scripts() -> dict[str, Path]:
-    """The release's hack/gpg-wrapper.sh and git-verify-wrapper.sh, which its Dockerfile copies to
-    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds."""
+def _module_source(module_dir: Path, module: str) -> Path:
+    """Where the go command unpacked module (path@version), downloaded through module_dir's go.mod."""
     result = subprocess.run(
-        ["go", "mod", "download", "-json", f"github.com/argoproj/argo-cd/v3@{versions.ARGOCD}"],
-        cwd=build.ARGOCD_MODULE_DIR,
+        ["go", "mod", "download", "-json", module],
+        cwd=module_dir,
         capture_output=True,
         text=True,
         check=True,
     )
-    module = Path(json.loads(result.stdout)["Dir"])
+    return Path(json.loads(result.stdout)["Dir"])
+
+
+def _release_scripts() -> dict[str, Path]:
+    """The release's hack/gpg-wrapper.sh and git-verify-wrapper.sh, which its Dockerfile copies to
+    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds."""
+    module = _module_source(
+        build.ARGOCD_MODULE_DIR, f"github.com/argoproj/argo-cd/v3@{versions.ARGOCD}"
+    )
     return {name: module / "hack" / name for name in ("gpg-wrapper.sh", "git-verify-wrapper.sh")}
+
+
+def _dex_web() -> dict[str, Path]:
+    """Dex's frontend (templates, themes, static), which its v2.13.0 Dockerfile copies to /web:
+    that Dex reads it from ./web at run time (later versions embed it)."""
+    module = _module_source(
+        build.DEX_MODULE_DIR, f"github.com/dexidp/dex@{versions.DEX}+incompatible"
+    )
+    return {
+        str(path.relative_to(module)): path
+        for path in sorted((module / "web").rglob("*"))
+        if path.is_file()
+    }
 
 
 def _binaries() -> dict[str, Path]:
     node = build.node()
     return {
         **_release_scripts(),
+        **_dex_web(),
         "argocd": build.argocd(),
         "coredns": build.coredns(),
+        "dex": build.dex(),
         "pause": node / "pause",
         "traefik": build.traefik(),
     }
@@ -247,7 +274,16 @@ def ensure() -> Path:
         os.rename(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _prune_other_layouts(final)
     return final
+
+
+def _prune_other_layouts(current: Path) -> None:
+    """Remove image layouts of earlier keys (0.5 GB each; rebuilt in seconds from the cached
+    binaries if wanted again). Staging directories (dot-names) belong to running builds."""
+    for entry in current.parent.iterdir():
+        if entry != current and not entry.name.startswith("."):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _assemble(store: Store, binaries: dict[str, Path]) -> None:
@@ -256,8 +292,13 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
     _tar_directory(image_base(), work / "base.tar")
     base = store.add_file(work / "base.tar", OCI_LAYER)
 
-    def layer(name: str, files: dict[str, Path], links: dict[str, str] | None = None) -> Blob:
-        _tar_files(work / f"{name}.tar", files, links or {})
+    def layer(
+        name: str,
+        files: dict[str, Path],
+        links: dict[str, str] | None = None,
+        data: dict[str, Path] | None = None,
+    ) -> Blob:
+        _tar_files(work / f"{name}.tar", files, links or {}, data or {})
         return store.add_file(work / f"{name}.tar", OCI_LAYER)
 
     scripts = ("gpg-wrapper.sh", "git-verify-wrapper.sh")
@@ -282,10 +323,15 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
     )
     # Debian's redis-server 7.0.15 under the manifest's name (8.2.3-alpine upstream).
     store.image(versions.REDIS_IMAGE, [base], {"User": "999", "Entrypoint": ["redis-server"]})
-    # Dex v2.45.0 is not on the Go module proxy (nor any commit of it): the image has no dex
-    # binary, so `argocd-dex rundex` fails with `exec: "dex": executable file not found` and
-    # argocd-dex-server stays not ready in the lab (see lab/README.md).
-    store.image(versions.DEX_IMAGE, [base], {"User": "1001", "Entrypoint": ["/usr/bin/false"]})
+    # Under the manifest's name, Dex v2.13.0: the only Dex v2 the Go module proxy serves
+    # (lab/dex/go.mod). Laid out as its own Dockerfile does: dex on PATH, frontend in /web.
+    # Argo CD's rundex needs `dex` on PATH and runs it only once SSO is configured.
+    web = {path: source for path, source in binaries.items() if path.startswith("web/")}
+    store.image(
+        versions.DEX_IMAGE,
+        [base, layer("dex", {"usr/local/bin/dex": binaries["dex"]}, data=web)],
+        {"User": "1001", "WorkingDir": "/", "Entrypoint": ["dex"], "Cmd": ["version"]},
+    )
     store.image(
         versions.COREDNS_IMAGE,
         [base, layer("coredns", {"coredns": binaries["coredns"]})],

@@ -66,6 +66,8 @@ IMAGE_PACKAGES = (
 # The images the lab assembles, under the names Argo CD's manifest and k3s use.
 REDIS_IMAGE = "public.ecr.aws/docker/library/redis:8.2.3-alpine"
 DEX_IMAGE = "ghcr.io/dexidp/dex:v2.45.0"
+# The Dex inside the lab's DEX_IMAGE: the only v2 the Go module proxy serves (lab/dex/go.mod).
+DEX = "v2.13.0"
 ARGOCD_IMAGE = f"quay.io/argoproj/argocd:{ARGOCD}"
 PAUSE_IMAGE = "docker.io/rancher/mirrored-pause:3.6"
 COREDNS_IMAGE = "docker.io/rancher/mirrored-coredns-coredns:1.15.0"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,9 @@ from kubernetes import client
 from local import cli, cluster_rbac, kubeclient
 from local.argocd_api import ArgoCDError, Client
 from local.cluster_rbac import Change
+from tirosh import regular_file
 from tirosh.clusters import ContextProblem, WorkloadCluster, load_clusters, resolve_server
-from tirosh.site import Site, SiteError
+from tirosh.site import Site
 
 __all__ = ["ClusterResult", "cluster_body", "connection_state", "main", "register_clusters"]
 
@@ -59,7 +59,7 @@ def _ca_data(
     ca = cluster.get("certificate-authority-data")
     if not ca and cluster.get("certificate-authority"):
         ca = base64.b64encode(
-            (kubeconfig.parent / cluster["certificate-authority"]).read_bytes()
+            regular_file.read_bytes(kubeconfig.parent / cluster["certificate-authority"])
         ).decode()
     return ca, bool(cluster.get("insecure-skip-tls-verify", False)), cluster.get("tls-server-name")
 
@@ -226,28 +226,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from local import initial_secret
     from local.session import open_session
 
-    try:
+    rotate = args.command == "rotate"
+
+    def command() -> int:
         if args.dry:
-            return report(register_clusters(site, None, env, args.command == "rotate", dry=True))
+            return report(register_clusters(site, None, env, rotate, dry=True))
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
-            results = register_clusters(site, argocd, env, rotate=args.command == "rotate")
+            results = register_clusters(site, argocd, env, rotate=rotate)
         if not results:
             print(f"site {site.name}: no workload cluster declared")
         return report(results)
-    except SiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (
-        ContextProblem,
-        ArgoCDError,
-        kubeclient.KubeconfigError,
-        cluster_rbac.TokenTimeout,
-    ) as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except client.ApiException as exc:
-        print(f"Kubernetes API: {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
+
+    errors = (ContextProblem, ArgoCDError, kubeclient.KubeconfigError, cluster_rbac.TokenTimeout)
+    return cli.reported(command, errors)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from tirosh import regular_file
 from tirosh.kubeconfig import read_regular
 
 try:  # the C loader: a multi-megabyte kubeconfig parses in milliseconds, not minutes
@@ -75,10 +76,7 @@ def _data_or_file(section: Mapping[str, Any], key: str, base: Path) -> bytes | N
     path = section.get(key)
     if path:
         # Without blocking on a FIFO, like the kubeconfig itself.
-        data = read_regular(base / Path(path).expanduser())
-        if data is None:
-            raise FileNotFoundError(path)
-        return data
+        return regular_file.read_bytes(base / Path(path).expanduser())
     return None
 
 
@@ -147,7 +145,7 @@ def configuration(files: Path | Sequence[Path], context: str) -> client.Configur
         cert = _data_or_file(user, "client-certificate", base)
         key = _data_or_file(user, "client-key", base)
         token = user.get("token") or (
-            (base / Path(user["tokenFile"]).expanduser()).read_text().strip()
+            regular_file.read_text(base / Path(user["tokenFile"]).expanduser()).strip()
             if user.get("tokenFile")
             else None
         )

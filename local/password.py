@@ -111,13 +111,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
-    try:
-        if args.command == "show":
-            return show(site, env)
-        return update(site, env, args.yes)
-    except (ArgoCDError, LoginArgsError, initial_secret.SecretAccessError) as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    return cli.reported(
+        lambda: show(site, env) if args.command == "show" else update(site, env, args.yes),
+        (ArgoCDError, LoginArgsError, initial_secret.SecretAccessError),
+    )
 
 
 if __name__ == "__main__":

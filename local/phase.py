@@ -6,8 +6,9 @@ that declares nothing skips the phase in one line. Every input (tokens, keys, va
 gathered before anything changes. ``dry`` lists per object what would be created, updated or
 left unchanged, and changes nothing (no Argo CD login is needed for it).
 
-The lead calls ``run(site, dry=...)`` from deploy.py after the remote phase;
-``python -m local.phase SITE [--dry]`` runs it alone.
+deploy.py runs ``python -m local.phase SITE --wait SECONDS`` after the remote phase (through
+``operations.local_phase``): on a first deploy Argo CD has only just been applied, so the phase
+first waits, bounded, for its rollout. ``python -m local.phase SITE [--dry]`` runs it alone.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from local import cli, cluster, initial_secret, kubeclient, repo, secrets
+from local import cli, cluster, initial_secret, kubeclient, repo, secrets, status
 from local.argocd_api import ArgoCDError
 from local.cluster_rbac import TokenTimeout
 from local.session import open_session, site_settings
 from tirosh.clusters import ContextProblem, load_clusters
 from tirosh.repositories import load_repositories
 from tirosh.secrets_registry import MissingVariables, load_secrets, values
-from tirosh.site import Site, SiteError
+from tirosh.site import Site
 
 __all__ = ["Declared", "declared", "main", "run"]
 
@@ -71,8 +72,49 @@ def _secrets(site: Site, environ: Mapping[str, str], dry: bool) -> int:
     return 0
 
 
-def run(site: Site, dry: bool = False, environ: Mapping[str, str] | None = None) -> int:
-    """Run the phase; print one line per object; return the exit code (0: all good)."""
+class NotReady(Exception):
+    """Argo CD did not become ready within the wait; the message names what is not ready."""
+
+
+# What the phase's API calls need: the API itself, repository tests, and the session cache.
+# Not Dex (sites without SSO may scale it to 0) nor the controllers.
+API_WORKLOADS = ("argocd-server", "argocd-repo-server", "argocd-redis")
+
+
+def _api_not_ready(state: status.Status) -> list[str]:
+    waiting = [w.name for w in state.workloads if w.name in API_WORKLOADS and not w.healthy]
+    missing = [name for name in state.missing_workloads if name in API_WORKLOADS]
+    if not state.namespace_exists:
+        return [f"namespace {state.namespace} missing"]
+    return waiting + missing
+
+
+def wait_for_argocd(site: Site, seconds: float) -> None:
+    """Wait up to ``seconds`` for the Argo CD workloads the API needs to be ready."""
+    api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), site.argocd_context)
+    try:
+        state = status.wait_for_rollout(
+            api, site.argocd.namespace, seconds, ready=lambda s: not _api_not_ready(s)
+        )
+    finally:
+        api.close()
+    if problems := _api_not_ready(state):
+        raise NotReady(
+            f"Argo CD's API is not ready after {seconds:g} s (not ready: {', '.join(problems)}): "
+            f"see make argocd/status SITE={site.name}"
+        )
+
+
+def run(
+    site: Site,
+    dry: bool = False,
+    environ: Mapping[str, str] | None = None,
+    wait: float | None = None,
+) -> int:
+    """Run the phase; print one line per object; return the exit code (0: all good).
+
+    ``wait``: seconds to wait first for Argo CD's rollout (not for a dry run, which reads only).
+    """
     env = os.environ if environ is None else environ
     what = declared(site, env)
     if what.nothing:
@@ -91,6 +133,8 @@ def run(site: Site, dry: bool = False, environ: Mapping[str, str] | None = None)
         code |= repo.report(repo.register_repositories(site, None, env, prompt, True, repo_secrets))
         return code | _secrets(site, env, dry=True)
     if what.clusters or what.repositories:
+        if wait is not None:
+            wait_for_argocd(site, wait)
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
             code |= cluster.report(cluster.register_clusters(site, argocd, env))
             code |= repo.report(
@@ -103,28 +147,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser = argparse.ArgumentParser(prog="python -m local.phase", description=__doc__)
     parser.add_argument("site")
     parser.add_argument("--dry", action="store_true")
+    parser.add_argument(
+        "--wait",
+        type=status.seconds,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for Argo CD's rollout (the deploy passes its timeout)",
+    )
     args = parser.parse_args(argv)
     env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
-    try:
-        return run(site, args.dry, env)
-    except SiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (
+    errors = (
         ArgoCDError,
         ContextProblem,
         MissingVariables,
         repo.MissingSecret,
         kubeclient.KubeconfigError,
         TokenTimeout,
-    ) as exc:
-        print(f"local phase: {exc}", file=sys.stderr)
-        return 1
-    except client.ApiException as exc:
-        print(f"local phase: Kubernetes API: {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
+        NotReady,
+        ValueError,  # an operator's file (.env, a CA file) that cannot be read
+    )
+    return cli.reported(lambda: run(site, args.dry, env, args.wait), errors, "local phase: ")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from kubernetes import client
 from local import cli, kubeclient
 from local.argocd_api import ArgoCDError, Client
 from local.cluster_rbac import Change
+from tirosh import regular_file
 from tirosh.repositories import (
     Credentials,
     KnownHost,
@@ -39,7 +40,7 @@ from tirosh.repositories import (
     repository_body,
     ssh_host,
 )
-from tirosh.site import Site, SiteError
+from tirosh.site import Site
 
 __all__ = ["RepoResult", "gather_secrets", "main", "register_repositories"]
 
@@ -64,9 +65,11 @@ def _known_hosts_file(environ: Mapping[str, str]) -> Path:
 
 
 def _operator_host_keys(host: str, port: int, file: Path) -> list[KnownHost]:
-    if not file.is_file():
+    try:
+        text = regular_file.read_bytes(file).decode(errors="replace")
+    except (OSError, ValueError):  # no readable known_hosts file: nothing known from it
         return []
-    found = known_hosts_for(file.read_text(errors="replace").splitlines(), host, port)
+    found = known_hosts_for(text.splitlines(), host, port)
     if found:
         return found
     # Hashed entries (HashKnownHosts yes): ssh-keygen -F finds them; it prints the matches.
@@ -107,10 +110,14 @@ def _secret(
     if credentials.kind == "ssh":
         assert credentials.ssh_key_file is not None
         try:
-            return credentials.ssh_key_file.read_text()
+            return regular_file.read_text(credentials.ssh_key_file)
         except OSError as exc:
             raise MissingSecret(
                 f"{what}: cannot read ssh_key_file {credentials.ssh_key_file}: {exc.strerror}"
+            ) from None
+        except ValueError as exc:  # a FIFO or device (refused without blocking), or not UTF-8
+            raise MissingSecret(
+                f"{what}: cannot read ssh_key_file {credentials.ssh_key_file}: {exc}"
             ) from None
     if credentials.kind == "token":
         variable = credentials.token_env or ""
@@ -339,7 +346,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from local import initial_secret
     from local.session import open_session, site_settings
 
-    try:
+    def command() -> int:
         prompt = site_settings(site, env).prompts and sys.stdin.isatty()
         if args.dry:
             return report(register_repositories(site, None, env, prompt, dry=True))
@@ -350,15 +357,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if not results:
             print(f"site {site.name}: no repository declared")
         return report(results)
-    except SiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (MissingSecret, ArgoCDError, kubeclient.KubeconfigError) as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except client.ApiException as exc:
-        print(f"Kubernetes API: {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
+
+    return cli.reported(command, (MissingSecret, ArgoCDError, kubeclient.KubeconfigError))
 
 
 if __name__ == "__main__":

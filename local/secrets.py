@@ -20,6 +20,7 @@ from typing import Any, Final
 from kubernetes import client
 
 from local import cli, kubeclient
+from tirosh import regular_file
 from tirosh.secrets_registry import (
     KeyChange,
     MissingVariables,
@@ -30,7 +31,7 @@ from tirosh.secrets_registry import (
     plan,
     values,
 )
-from tirosh.site import Site, SiteError
+from tirosh.site import Site
 
 __all__ = ["FIELD_MANAGER", "apply_secrets", "main", "plan_secrets", "read_dotenv"]
 
@@ -40,11 +41,17 @@ FIELD_MANAGER: Final = "tirosh-infra"
 def read_dotenv(repo_root: Path) -> dict[str, str]:
     """The repository's git-ignored ``.env``, if any; a warning when others may read it."""
     path = repo_root / ".env"
-    if not path.is_file():
+    try:
+        text = regular_file.read_text(path, ".env file")
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:  # a FIFO or device (refused without blocking), or not UTF-8
+        raise ValueError(f"{path}: {exc}") from None
     if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         print(f"warning: {path} is readable by other users: chmod 600 {path}", file=sys.stderr)
-    return parse_dotenv(path.read_text())
+    return parse_dotenv(text)
 
 
 def selected(site: Site, name: str | None) -> list[RegistrySecret]:
@@ -146,21 +153,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env, site = cli.site_and_environ(args.site, environ)
     if site is None:
         return 2
-    try:
-        name = args.secret or env.get("KUBERNETES_SECRET") or None
-        return run(site, env, name, args.command == "apply")
-    except SiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except (MissingVariables, ValueError, kubeclient.KubeconfigError) as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except client.ApiException as exc:
-        print(
-            f"Kubernetes API (context {site.argocd_context}): {exc.status} {exc.reason}",
-            file=sys.stderr,
-        )
-        return 1
+    name = args.secret or env.get("KUBERNETES_SECRET") or None
+    return cli.reported(
+        lambda: run(site, env, name, args.command == "apply"),
+        (MissingVariables, ValueError, kubeclient.KubeconfigError),
+        context=site.argocd_context,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -278,14 +278,19 @@ def read_status(api: client.ApiClient, namespace: str, api_check: ApiCheck | Non
 
 
 def wait_for_rollout(
-    api: client.ApiClient, namespace: str, timeout: float, interval: float = 2.0
+    api: client.ApiClient,
+    namespace: str,
+    timeout: float,
+    interval: float = 2.0,
+    ready: Callable[[Status], bool] = lambda status: status.healthy,
 ) -> Status:
-    """Poll ``read_status`` until healthy or ``timeout`` seconds passed; return the last Status."""
+    """Poll ``read_status`` until ``ready`` (default: healthy) or ``timeout`` seconds passed;
+    return the last Status."""
     deadline = time.monotonic() + timeout
     while True:
         status = read_status(api, namespace)
         remaining = deadline - time.monotonic()
-        if status.healthy or remaining <= 0:
+        if ready(status) or remaining <= 0:
             return status
         time.sleep(min(interval, remaining))
 
@@ -328,7 +333,8 @@ def summary(status: Status) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds >= 0."""
     value = float(text)
     if not value >= 0:  # also rejects nan
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
@@ -343,7 +349,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("site")
     parser.add_argument(
         "--wait",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="first wait up to SECONDS for every workload to become ready",
     )

@@ -19,7 +19,7 @@ from facts.argocd import (
     fingerprint_command,
 )
 from operations.util import kubectl
-from tirosh import argocd
+from tirosh import argocd, regular_file
 
 logger = logging.getLogger("pyinfra")
 
@@ -146,7 +146,7 @@ def _log_planned_changes(namespace: str, manifest_file: str | Path | None, stage
     The diff runs on the VM against the local manifest (sent on stdin) or, for a downloaded
     one, the copy staged by an earlier run; a release not downloaded yet has no listing.
     """
-    stdin = None if manifest_file is None else Path(manifest_file).read_text()
+    stdin = None if manifest_file is None else regular_file.read_text(Path(manifest_file))
     changes = host.get_fact(
         ArgoCDChanges,
         namespace=namespace,

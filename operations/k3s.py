@@ -33,8 +33,8 @@ def binary(
       ``airgap_dir`` on the operator machine, which holds the binary and ``sha256sum-<arch>.txt``)
     + release_url: base URL of k3s releases, for mirrors
     + airgap_dir: directory with the binary and its checksum file, for ``source="airgap"``
-    + sha256: the binary's pinned digest; then it must match this too, not only the checksum
-      file that comes from the same place as the binary
+    + sha256: the binary's pinned digest; when given it alone decides, and the release's
+      checksum file (which comes from the same place as the binary) is not fetched
     + path: where the binary goes on the VM
 
     The binary is replaced by a rename, after its sha256 matched; nothing half-written is ever
@@ -89,16 +89,16 @@ def binary(
 def _download(
     base: str, version: str, assets: k3s.ReleaseAssets, staged: str, sha256: str | None
 ) -> Iterator[PyinfraCommand | str]:
-    """The binary and its checksum file, each fetched anew next to ``staged``.
+    """The binary, and its checksum file unless pinned, each fetched anew next to ``staged``.
 
     Temporary files live in the binary's directory, so each rename into place is atomic; the
     binary is checked against its digest before it replaces the installed one.
     """
     directory = str(PurePosixPath(staged).parent)
-    for asset, dest, digest in (
-        (assets.binary, staged, sha256),
-        (assets.checksums, f"{staged}.{assets.checksums}", None),
-    ):
+    fetch = [(assets.binary, staged, sha256)]
+    if sha256 is None:  # no pin: the release's checksum file decides
+        fetch.append((assets.checksums, f"{staged}.{assets.checksums}", None))
+    for asset, dest, digest in fetch:
         yield from files.download._inner(
             src=k3s.release_url(base, version, asset),
             dest=dest,

@@ -31,10 +31,11 @@ def _plan(site: Site) -> tuple[list[str], str | None]:
     return lines, None if code == 0 else f"the plan exited {code}"
 
 
-def _run(site_name: str) -> None:
+def _run(site_name: str, wait: int) -> None:
     from local import phase
 
-    code = phase.main([site_name])
+    # On a first deploy Argo CD was applied moments ago: the phase waits for its rollout.
+    code = phase.main([site_name, "--wait", str(wait)])
     if code != 0:
         raise OperationError(f"local phase exited {code}; its lines above say why")
 
@@ -51,7 +52,7 @@ def converged(site: Site):
     object is unchanged (or the site declares nothing) the operation does nothing; otherwise it
     runs the phase once, on the operator's machine, after the operations before it. On a first
     deploy Argo CD does not answer while the deploy is planned; the phase then runs when its
-    turn comes. Secrets and tokens never pass through pyinfra's arguments or output.
+    turn comes, after waiting (up to ``argocd_rollout_timeout``) for Argo CD's rollout. Secrets and tokens never pass through pyinfra's arguments or output.
 
     **Example:**
 
@@ -70,4 +71,4 @@ def converged(site: Site):
             logger.info(
                 f"{host.print_prefix}  local phase: planned after the remote phase ({problem})"
             )
-    yield FunctionCommand(_run, (site.name,), {})
+    yield FunctionCommand(_run, (site.name, site.argocd.rollout_timeout), {})

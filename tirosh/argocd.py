@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from tirosh import regular_file
 from tirosh.templates import render
 
 FIELD_MANAGER = "tirosh-infra"
@@ -93,7 +94,7 @@ def manifest_cache_dir() -> Path:
 
 def read_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
     """The manifest at ``path``; parsed once per content (1.9 MB of YAML costs ~0.3-2 s)."""
-    data = path.read_bytes()
+    data = regular_file.read_bytes(path, "manifest file")  # a FIFO is refused, never waited on
     sha256 = hashlib.sha256(data).hexdigest()
     entry = (cache_dir or manifest_cache_dir()) / f"{sha256}.json"
     cached = _cached_objects(entry)

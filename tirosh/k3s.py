@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import yaml
 
+from tirosh import regular_file
 from tirosh.templates import render
 
 BINARY_PATH = "/usr/local/bin/k3s"
@@ -69,6 +70,17 @@ def checksum_for(checksums_text: str, asset: str) -> str:
     raise ValueError(f"no sha256 for {asset} in the checksum file")
 
 
+def _airgap_file(path: Path) -> bytes:
+    try:
+        return regular_file.read_bytes(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: missing from the air-gapped k3s directory") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read: {error.strerror}") from None
+    except ValueError as error:  # a FIFO or device: refused without blocking
+        raise ValueError(f"{path}: {error}") from None
+
+
 def verified_airgap_binary(directory: Path, machine: str) -> tuple[Path, str]:
     """The air-gapped binary for `machine` and its sha256, after checking it on the operator side.
 
@@ -77,11 +89,8 @@ def verified_airgap_binary(directory: Path, machine: str) -> tuple[Path, str]:
     assets = assets_for(machine)
     binary = directory / assets.binary
     checksums = directory / assets.checksums
-    try:
-        checksums_text = checksums.read_text()
-        actual = hashlib.sha256(binary.read_bytes()).hexdigest()
-    except FileNotFoundError as error:
-        raise ValueError(f"{error.filename}: missing from the air-gapped k3s directory") from None
+    checksums_text = _airgap_file(checksums).decode("utf-8", errors="replace")
+    actual = hashlib.sha256(_airgap_file(binary)).hexdigest()
     expected = checksum_for(checksums_text, assets.binary)
     if actual != expected:
         raise ValueError(f"{binary}: sha256 {actual} does not match {checksums.name} ({expected})")

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import yaml
 
+from tirosh import regular_file
 from tirosh.kubeconfig_lock import LockTimeout, locked
 from tirosh.kubeconfig_names import (
     MAX_NAME,
@@ -136,36 +137,10 @@ def load(path: Path) -> dict[str, Any] | None:
 def read_regular(path: Path) -> bytes | None:
     """The bytes of the regular file at path; None when it is missing. A FIFO, device, socket
     or directory raises ValueError at once, never blocks."""
-    # O_NONBLOCK: opening a FIFO without a writer returns at once instead of hanging; fstat on
-    # the open descriptor then decides, so nothing can be swapped in between.
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        return regular_file.read_bytes(path, "kubeconfig file")
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise ValueError("is a directory, not a kubeconfig file") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ValueError(f"is a {_file_kind(mode)}, not a regular kubeconfig file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _file_kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISFIFO, "FIFO"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    )
-    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def check_writable(path: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from tirosh import regular_file
 from tirosh.site import Problem
 
 try:
@@ -27,14 +28,18 @@ ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def load_toml(path: Path, file: str, problems: list[Problem]) -> dict[str, Any] | None:
     """The parsed file, ``{}`` when it does not exist (nothing declared), None when broken."""
-    if not path.exists():
-        return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(file, "-", f"cannot read file: {exc}"))
-    except tomllib.TOMLDecodeError as exc:
+        return tomllib.loads(regular_file.read_text(path))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        problems.append(Problem(file, "-", f"cannot read file: {exc.strerror}"))
+    except tomllib.TOMLDecodeError as exc:  # before ValueError: it is one
         problems.append(Problem(file, "-", f"invalid TOML: {' '.join(str(exc).split())}"))
+    except UnicodeDecodeError:
+        problems.append(Problem(file, "-", "cannot read file: not UTF-8 text"))
+    except ValueError as exc:  # a FIFO, device or directory: refused without blocking
+        problems.append(Problem(file, "-", str(exc)))
     return None
 
 

@@ -13,7 +13,8 @@ MODULE_ORDER = (
     "test_k3s_deploy",
     "test_argocd_deploy",
     "test_argocd_running",
-    "test_git_server",  # last of the lab's: it also clones from a Pod of Argo CD
+    "test_git_server",  # it also clones from a Pod of Argo CD
+    "test_local_phase",  # needs Argo CD running and the Git server
     "test_argocd_status",
     "test_operator_checks",
     "test_faults",  # last: it cuts the VM's link mid-deploy

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from local.phase import _api_not_ready
 from local.status import (
     ARGOCD_CRDS,
     EXPECTED_WORKLOADS,
@@ -397,3 +398,31 @@ def test_the_status_reads_the_annotation_the_deploy_writes() -> None:
     from tirosh import argocd
 
     assert argocd_status.SERVER_INSECURE_ANNOTATION == argocd.SERVER_INSECURE_ANNOTATION
+
+
+# --------------------------------------------------------------------------- the local phase's wait
+
+
+@pytest.mark.parametrize(
+    ("change", "waiting_for"),
+    [
+        (lambda s: s, []),
+        # Dex scaled to 0 (no SSO) or a controller still starting: the API does not need them.
+        (lambda s: _with_workload(s, "argocd-dex-server", 0, 0), []),
+        (lambda s: _with_workload(s, "argocd-application-controller", 0, 1), []),
+        (lambda s: dataclasses.replace(s, api_ok=False, api="refused"), []),
+        (lambda s: _with_workload(s, "argocd-server", 0, 1), ["argocd-server"]),
+        (lambda s: _with_workload(s, "argocd-repo-server", 0, 0), ["argocd-repo-server"]),
+        (
+            lambda s: dataclasses.replace(
+                s, workloads=[w for w in s.workloads if w.name != "argocd-redis"]
+            ),
+            ["argocd-redis"],
+        ),
+        (lambda s: dataclasses.replace(s, namespace_exists=False), ["namespace argocd missing"]),
+    ],
+)
+def test_the_local_phase_waits_for_what_the_api_needs_only(
+    change: Callable[[Status], Status], waiting_for: list[str]
+) -> None:
+    assert _api_not_ready(change(_healthy())) == waiting_for

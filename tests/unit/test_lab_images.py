@@ -16,9 +16,15 @@ def _layout(tmp_path: Path) -> images.Store:
     store = images.Store(tmp_path / "layout")
     program = tmp_path / "program"
     program.write_bytes(b"\x7fELF not really")
+    template = tmp_path / "page.html"
+    template.write_text("<html></html>")
+    template.chmod(0o444)  # as every file in Go's module cache
     layer_tar = tmp_path / "layer.tar"
     images._tar_files(
-        layer_tar, {"usr/local/bin/tool": program}, {"usr/local/bin/alias": "/usr/local/bin/tool"}
+        layer_tar,
+        {"usr/local/bin/tool": program},
+        {"usr/local/bin/alias": "/usr/local/bin/tool"},
+        {"web/templates/page.html": template},
     )
     layer = store.add_file(layer_tar, images.OCI_LAYER)
     store.image(
@@ -59,6 +65,19 @@ def test_a_layer_holds_files_and_symlinks(tmp_path: Path) -> None:
         members = {m.name: m for m in tar.getmembers()}
     assert members["usr/local/bin/tool"].mode == 0o755
     assert members["usr/local/bin/alias"].issym()
+    assert members["web/templates/page.html"].mode == 0o644
+    # Every ancestor directory is in the layer, so no runtime invents its mode.
+    for directory in ("usr", "usr/local", "usr/local/bin", "web", "web/templates"):
+        assert members[directory].isdir() and members[directory].mode == 0o755, directory
+
+
+def test_building_a_layout_removes_those_of_earlier_keys(tmp_path: Path) -> None:
+    parent = tmp_path / "images"
+    old, staging, current = parent / "0123", parent / ".images-running", parent / "4567"
+    for directory in (old, staging, current):
+        (directory / "blobs").mkdir(parents=True)
+    images._prune_other_layouts(current)
+    assert sorted(p.name for p in parent.iterdir()) == [".images-running", "4567"]
 
 
 def test_repository_is_the_path_a_mirror_is_asked_for() -> None:

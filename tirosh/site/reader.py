@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from tirosh import inputs, kubeconfig, strict_yaml
+from tirosh import inputs, kubeconfig, regular_file, strict_yaml
 from tirosh.site.model import Problem, Setting
 from tirosh.site.values import k8s_name_problem
 
@@ -233,14 +233,17 @@ class Table:
 
 def _read_file(report: Report, path: Path) -> str | None:
     file = report.rel(path)
-    if not path.is_file():
-        report.add(file, "-", "required file is missing")
-        return None
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add(file, "-", f"cannot read file: {exc}")
-        return None
+        return regular_file.read_text(path)
+    except FileNotFoundError:
+        report.add(file, "-", "required file is missing")
+    except OSError as exc:
+        report.add(file, "-", f"cannot read file: {exc.strerror}")
+    except UnicodeDecodeError:
+        report.add(file, "-", "cannot read file: not UTF-8 text")
+    except ValueError as exc:  # a FIFO, device or directory: refused without blocking
+        report.add(file, "-", str(exc))
+    return None
 
 
 def read_toml(report: Report, path: Path) -> Table | None:
