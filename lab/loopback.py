@@ -181,17 +181,23 @@ def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def loopback_cluster(tmp: Path) -> Iterator[Path]:
+def loopback_cluster(tmp: Path, tls_sans: list[str] | None = None) -> Iterator[Path]:
     """Run a real control plane on 127.0.0.1; yield its admin kubeconfig (context ``default``).
 
     Everything lives under ``tmp``: ``tmp/root`` (TIROSH_LAB_ROOT: config, data, certificates)
     and ``tmp/k3s.log`` (the stand-in's and its components' output). On exit every process is
     stopped and checked gone; ``tmp/root`` (which holds private keys) is removed.
+    ``tls_sans``: more names of the API certificate (an address another process reaches it by).
     """
     bin_dir = build.controlplane()
     standin = build.standin()
     root = tmp / "root"
     k3s = _prepare_root(root, bin_dir, standin)
+    if tls_sans:
+        config_file = root / "etc/rancher/k3s/config.yaml"
+        settings = yaml.safe_load(config_file.read_text())
+        settings["tls-san"] = tls_sans
+        config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
     base = free_port_base()
     env = dict(os.environ, TIROSH_LAB_ROOT=str(root), TIROSH_LAB_PORT_BASE=str(base))
     env.pop("NOTIFY_SOCKET", None)  # it is not our systemd unit

@@ -32,6 +32,11 @@ PORT_FORWARD_HINT: Final = (
 )
 
 
+# Requests a command keeps in flight at once (repositories, clusters): Argo CD's API server
+# serves them concurrently, and each may wait on a connection test.
+PARALLEL_REQUESTS: Final = 4
+
+
 class ArgoCDError(Exception):
     """A failed API call; ``str()`` is one actionable line, ``status`` the HTTP status if any."""
 

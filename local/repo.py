@@ -17,15 +17,17 @@ import base64
 import getpass
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from kubernetes import client
 
 from local import cli, kubeclient
-from local.argocd_api import ArgoCDError, Client
+from local.argocd_api import PARALLEL_REQUESTS, ArgoCDError, Client
 from local.cluster_rbac import Change
 from tirosh import regular_file
 from tirosh.repositories import (
@@ -212,6 +214,12 @@ def _ensure_known_hosts(
     return changes
 
 
+# A host key just added reaches repo-server through a ConfigMap volume: the kubelet's sync
+# period plus its ConfigMap cache TTL, a minute each by default, bound the delay.
+KNOWN_HOSTS_SETTLE: Final = 150.0
+KNOWN_HOSTS_POLL: Final = 3.0
+
+
 def register_repositories(
     site: Site,
     argocd: Client | None,
@@ -243,6 +251,8 @@ def register_repositories(
         if keys
         else []
     )
+    hosts_changed = any(c.action != "unchanged" for r in results for c in r.changes)
+    settle = KNOWN_HOSTS_SETTLE if hosts_changed else 0.0
     for template in templates:
         body = repo_creds_body(template, secrets[template.url])
         result = RepoResult(f"template {template.url}")
@@ -257,12 +267,22 @@ def register_repositories(
         if changed and not dry and argocd is not None:
             argocd.upsert_repocreds(body)
         results.append(result)
-    for repository in repositories:
-        results.append(
-            _register_one(
-                argocd, repository, secrets[repository.url], stored_repos.get(repository.url), dry
-            )
+
+    def register(repository: Repository) -> RepoResult:
+        return _register_one(
+            argocd,
+            repository,
+            secrets[repository.url],
+            stored_repos.get(repository.url),
+            dry,
+            settle,
         )
+
+    # Argo CD tests a repository's connection on every upsert and read (a git ls-remote by
+    # repo-server): a few at a time, 20 repositories cost a fraction of 20 in a row. Results
+    # keep the declared order.
+    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+        results += pool.map(register, repositories)
     return results
 
 
@@ -272,6 +292,7 @@ def _register_one(
     secret: str | None,
     stored: Mapping[str, str] | None,
     dry: bool,
+    settle: float = 0.0,
 ) -> RepoResult:
     result = RepoResult(repository.name)
     body = repository_body(repository, secret)
@@ -284,6 +305,8 @@ def _register_one(
         if changed:
             argocd.upsert_repository(body)
         found = argocd.get_repository(repository.url)
+        if settle and _host_key_unknown(found):
+            found = _await_known_hosts(argocd, repository.url, settle)
     except ArgoCDError as exc:
         result.state, result.message = "Failed", exc.api_message or str(exc)
         return result
@@ -293,6 +316,25 @@ def _register_one(
         state.get("message") or ("" if found else "not listed by Argo CD after the upsert")
     )
     return result
+
+
+def _host_key_unknown(found: Mapping[str, Any] | None) -> bool:
+    state = (found or {}).get("connectionState") or {}
+    return state.get("status") == "Failed" and "knownhosts: key is unknown" in str(
+        state.get("message")
+    )
+
+
+def _await_known_hosts(argocd: Client, url: str, seconds: float) -> dict[str, Any] | None:
+    """Test the connection again until repo-server knows the host key just added, at most
+    ``seconds``. It reads the known hosts from a ConfigMap volume, which the kubelet refreshes
+    a minute or so after the change (at once where nothing syncs volumes)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        time.sleep(KNOWN_HOSTS_POLL)
+        found = argocd.get_repository(url, force_refresh=True)
+        if not _host_key_unknown(found) or time.monotonic() > deadline:
+            return found
 
 
 def report(results: list[RepoResult]) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from lab import config, edge
+from local import cluster_rbac
 from tests.lab.operator import Operator, changed_operations
 
 pytestmark = pytest.mark.lab
@@ -148,6 +149,19 @@ def test_the_deploys_local_phase_registers_the_cluster_and_the_ssh_repository(
     assert not {"certData", "keyData"} & set(tls["tlsClientConfig"])
     [repository] = _secret_of(phase_operator, "repository")
     assert repository["url"] == REPO_URL and repository["sshPrivateKey"].startswith("-----BEGIN")
+    # What the workload cluster holds for Argo CD: its own ServiceAccount, role and token.
+    for kind, name in (
+        ("serviceaccount", cluster_rbac.MANAGER),
+        ("clusterrole", cluster_rbac.ROLE),
+        ("clusterrolebinding", cluster_rbac.BINDING),
+        ("secret", cluster_rbac.TOKEN_SECRET),
+    ):
+        found = phase_operator.kubectl(
+            *WORKLOAD, "-n", "kube-system", "get", kind, name, check=False
+        )
+        assert found.returncode == 0, (
+            f"{kind}/{name} missing on the workload cluster: {found.stderr}"
+        )
 
 
 def test_an_application_syncs_the_repository_to_the_workload_cluster(
@@ -194,6 +208,9 @@ def test_an_application_syncs_the_repository_to_the_workload_cluster(
 
 def test_a_second_deploy_leaves_the_local_phase_unchanged(phase_operator: Operator) -> None:
     assert PHASE_OP not in changed_operations(phase_operator.plan())
+    # With an Application using it, Argo CD reports the cluster's connection.
+    added = phase_operator.run("make", "-s", "argocd/cluster/add", "SITE=lab")
+    assert f"cluster {CLUSTER}: connection Successful" in added.stdout, added.stdout
     result = phase_operator.run("make", "-s", "local/phase", "SITE=lab")
     assert f"cluster {CLUSTER}: unchanged" in result.stdout
     assert "lab-gitops: unchanged" in result.stdout

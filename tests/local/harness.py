@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +32,7 @@ import yaml
 
 from lab import build
 from lab.config import REPO_ROOT
-from lab.loopback import (
-    LOOPBACK,
-    _prepare_root,
-    _stop,
-    _wait_ready,
-    free_port_base,
-    process_group_members,
-)
+from lab.loopback import LOOPBACK, loopback_cluster, process_group_members
 
 WORKLOAD_ADDRESS = "127.0.0.2"
 MANIFEST_KINDS = (
@@ -61,39 +54,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def control_plane(tmp: Path, tls_sans: list[str] | None = None) -> Iterator[Path]:
-    """lab.loopback.loopback_cluster with extra certificate SANs; yields the admin kubeconfig."""
-    root = tmp / "root"
-    k3s = _prepare_root(root, build.controlplane(), build.standin())
-    if tls_sans:
-        config_file = root / "etc/rancher/k3s/config.yaml"
-        settings = yaml.safe_load(config_file.read_text())
-        settings["tls-san"] = tls_sans
-        config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-    base = free_port_base()
-    env = dict(os.environ, TIROSH_LAB_ROOT=str(root), TIROSH_LAB_PORT_BASE=str(base))
-    env.pop("NOTIFY_SOCKET", None)
-    log = tmp / "k3s.log"
-    kubeconfig = root / "etc/rancher/k3s/k3s.yaml"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(k3s), "server"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp,
-            start_new_session=True,
-        )
-    try:
-        _wait_ready(process, kubeconfig, log)
-        yield kubeconfig
-    finally:
-        try:
-            _stop(process, log)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+def control_plane(tmp: Path, tls_sans: list[str] | None = None) -> AbstractContextManager[Path]:
+    """A loopback control plane (lab.loopback) with extra certificate SANs; yields its admin
+    kubeconfig."""
+    return loopback_cluster(tmp, tls_sans)
 
 
 class Process:
