@@ -302,11 +302,7 @@ def _register_one(
     if dry or argocd is None:
         return result
     try:
-        if changed:
-            argocd.upsert_repository(body)
-        found = argocd.get_repository(repository.url)
-        if settle and _host_key_unknown(found):
-            found = _await_known_hosts(argocd, repository.url, settle)
+        found = _upsert_and_read(argocd, body, repository.url, changed, settle)
     except ArgoCDError as exc:
         result.state, result.message = "Failed", exc.api_message or str(exc)
         return result
@@ -318,23 +314,34 @@ def _register_one(
     return result
 
 
-def _host_key_unknown(found: Mapping[str, Any] | None) -> bool:
-    state = (found or {}).get("connectionState") or {}
-    return state.get("status") == "Failed" and "knownhosts: key is unknown" in str(
-        state.get("message")
-    )
+def _host_key_unknown(message: object) -> bool:
+    return "knownhosts: key is unknown" in str(message)
 
 
-def _await_known_hosts(argocd: Client, url: str, seconds: float) -> dict[str, Any] | None:
-    """Test the connection again until repo-server knows the host key just added, at most
-    ``seconds``. It reads the known hosts from a ConfigMap volume, which the kubelet refreshes
-    a minute or so after the change (at once where nothing syncs volumes)."""
-    deadline = time.monotonic() + seconds
+def _upsert_and_read(
+    argocd: Client, body: Mapping[str, Any], url: str, changed: bool, settle: float
+) -> dict[str, Any] | None:
+    """Upsert (when changed) and read the repository back with its connection state.
+
+    Argo CD tests the connection on both, and refuses an upsert whose test fails. A host key
+    added moments ago reaches repo-server through a ConfigMap volume, which the kubelet
+    refreshes a minute or so later: while it reports the key unknown, try again for up to
+    ``settle`` seconds (0: once).
+    """
+    deadline = time.monotonic() + settle
     while True:
+        try:
+            if changed:
+                argocd.upsert_repository(body)
+            found = argocd.get_repository(url, force_refresh=settle > 0)
+        except ArgoCDError as exc:
+            if not (_host_key_unknown(exc.api_message or exc) and time.monotonic() < deadline):
+                raise
+        else:
+            state = (found or {}).get("connectionState") or {}
+            if not (_host_key_unknown(state.get("message")) and time.monotonic() < deadline):
+                return found
         time.sleep(KNOWN_HOSTS_POLL)
-        found = argocd.get_repository(url, force_refresh=True)
-        if not _host_key_unknown(found) or time.monotonic() > deadline:
-            return found
 
 
 def report(results: list[RepoResult]) -> int:
