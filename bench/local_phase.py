@@ -12,6 +12,7 @@ needs what the tests/local harness needs (root not required; redis-server, the G
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -51,10 +52,16 @@ def _declare(sites: Path, workload_port: str, git: str) -> None:
     (sites / SITE / "argocd/repositories.toml").write_text(repositories)
 
 
-def _phase(env: dict[str, str], *args: str) -> tuple[float, int, str]:
+def _profiler(label: str) -> list[str]:
+    target = os.environ.get("BENCH_PROFILE")
+    return ["-m", "cProfile", "-o", f"{target}.{label.replace(' ', '-')}"] if target else []
+
+
+def _phase(label: str, env: dict[str, str], *args: str) -> tuple[float, int, str]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "local.phase", SITE, *args],
+        # BENCH_PROFILE=<prefix>: profile each run into <prefix>.<label> (cProfile, for pstats).
+        [sys.executable, *_profiler(label), "-m", "local.phase", SITE, *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -79,7 +86,7 @@ def main() -> int:
                 ("no-op", ()),
                 ("no-op --dry", ("--dry",)),
             ):
-                seconds, code, output = _phase(env, *args)
+                seconds, code, output = _phase(label, env, *args)
                 changed = sum(
                     1 for line in output.splitlines() if " create " in line or " update " in line
                 )

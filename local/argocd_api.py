@@ -32,8 +32,8 @@ PORT_FORWARD_HINT: Final = (
 )
 
 
-# Requests a command keeps in flight at once (repositories, clusters): Argo CD's API server
-# serves them concurrently, and each may wait on a connection test.
+# Repository requests a command keeps in flight at once: Argo CD's API server serves them
+# concurrently, and each waits on a connection test.
 PARALLEL_REQUESTS: Final = 4
 
 

@@ -17,7 +17,6 @@ import argparse
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from kubernetes import client
 
 from local import cli, cluster_rbac, kubeclient
-from local.argocd_api import PARALLEL_REQUESTS, ArgoCDError, Client
+from local.argocd_api import ArgoCDError, Client
 from local.cluster_rbac import Change
 from tirosh import regular_file
 from tirosh.clusters import ContextProblem, WorkloadCluster, load_clusters, resolve_server
@@ -198,12 +197,9 @@ def register_clusters(
     try:
         management = client.CoreV1Api(management_api)
 
-        def register(cluster: WorkloadCluster) -> ClusterResult:
-            return _register_one(site, document, management, argocd, cluster, rotate, dry)
-
-        # Each cluster waits for its token and Argo CD's connection test: a few at a time.
-        with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
-            return list(pool.map(register, clusters))
+        # One at a time: two declared clusters may be one API (two addresses), and their
+        # argocd-manager objects would race (409 Conflict).
+        return [_register_one(site, document, management, argocd, c, rotate, dry) for c in clusters]
     finally:
         management_api.close()
 
