@@ -163,7 +163,9 @@ class ArgoCDChanges(FactBase[ManifestChanges | None]):
             quoted,
             "= - || { echo not-staged; exit 0; } ;",
             "{ KUBECTL_EXTERNAL_DIFF='diff -N -r -q'",
-            kubectl.server_side("diff", argocd.FIELD_MANAGER, quoted, namespace),
+            kubectl.server_side(
+                "diff", argocd.FIELD_MANAGER, quoted, namespace, argocd.apply_selector()
+            ),
             # kubectl diff exits 1 when something differs; the marker tells a listing from a
             # failure, which prints nothing on stdout.
             "|| test $? -eq 1; } && echo listed",

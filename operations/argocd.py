@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
@@ -192,6 +193,28 @@ def _verify(staged: str, sha256: str | None) -> StringCommand:
     )
 
 
+def _create_missing(staged: str, namespace: str) -> list[Any]:
+    """Apply each object Argo CD maintains only when it does not exist yet."""
+    parts: list[Any] = []
+    for name in argocd.MAINTAINED_BY_ARGOCD:
+        selector = f"{argocd.NAME_LABEL}={name}"
+        parts += [
+            "{",
+            kubectl.get("configmap", name, namespace=namespace),
+            ">/dev/null",
+            "2>&1",
+            "||",
+            kubectl.server_side(
+                "apply", argocd.FIELD_MANAGER, QuoteString(staged), namespace, selector
+            ),
+            ">/dev/null",
+            ";",
+            "}",
+            "&&",
+        ]
+    return parts
+
+
 def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> StringCommand:
     ns = QuoteString(namespace)
     return StringCommand(
@@ -207,9 +230,12 @@ def _apply(staged: str, namespace: str, version: str, manifest_sha: str) -> Stri
         ";",
         "}",
         "&&",
-        kubectl.server_side("apply", argocd.FIELD_MANAGER, QuoteString(staged), namespace),
+        kubectl.server_side(
+            "apply", argocd.FIELD_MANAGER, QuoteString(staged), namespace, argocd.apply_selector()
+        ),
         ">/dev/null",
         "&&",
+        *_create_missing(staged, namespace),
         StringCommand(
             'fingerprint="$( ( ',
             fingerprint_command(namespace),

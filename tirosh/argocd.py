@@ -31,6 +31,19 @@ FIELD_MANAGER = "tirosh-infra"
 SETTINGS_MANAGER = "tirosh-infra-settings"
 INGRESS_MANAGER = "tirosh-infra-ingress"
 RECORD_CONFIGMAP = "tirosh-infra-argocd"
+# Manifest objects whose data Argo CD's own API maintains after the install: the SSH known
+# hosts (`argocd cert add-ssh`, the local phase's repositories). The manifest ships default
+# data for it, so re-applying would take that field back and drop every host key added since.
+# The deploy creates it when missing and otherwise leaves it, and its drift check ignores it.
+MAINTAINED_BY_ARGOCD = ("argocd-ssh-known-hosts-cm",)
+NAME_LABEL = "app.kubernetes.io/name"  # every object of the manifest carries it
+
+
+def apply_selector() -> str:
+    """The label selector of the objects every apply takes: all but MAINTAINED_BY_ARGOCD."""
+    return f"{NAME_LABEL} notin ({','.join(MAINTAINED_BY_ARGOCD)})"
+
+
 # The deploy records on argocd-server's pod template the server.insecure it rolled out with;
 # argocd-server reads argocd-cmd-params-cm only at start, so a difference means it still runs
 # with the old value until restarted (the status shows "restart pending").
@@ -191,13 +204,17 @@ def fingerprint_template() -> str:
     """A kubectl go-template printing, per object, what FIELD_MANAGER owns on it.
 
     One line per object: `Kind/name uid fields`. Go prints maps with sorted keys, so the same
-    ownership always prints the same; objects the manager does not own print nothing.
+    ownership always prints the same; objects the manager does not own print nothing, nor do
+    those Argo CD maintains (MAINTAINED_BY_ARGOCD): its API taking their data is not drift.
     """
+    skipped = " ".join(f'(eq $o.metadata.name "{name}")' for name in MAINTAINED_BY_ARGOCD)
     return (
-        "{{range .items}}{{$o := .}}{{range .metadata.managedFields}}"
+        "{{range .items}}{{$o := .}}"
+        f"{{{{if not (or {skipped} false)}}}}"
+        "{{range .metadata.managedFields}}"
         f'{{{{if and (eq .manager "{FIELD_MANAGER}") (eq .operation "Apply")}}}}'
         '{{$o.kind}}/{{$o.metadata.name}} {{$o.metadata.uid}} {{.fieldsV1}}{{"\\n"}}'
-        "{{end}}{{end}}{{end}}"
+        "{{end}}{{end}}{{end}}{{end}}"
     )
 
 

@@ -26,14 +26,20 @@ def _namespaced(namespace: str | None) -> list[Argument]:
 
 
 def server_side(
-    verb: str, manager: str, source: Argument, namespace: str | None = None
+    verb: str,
+    manager: str,
+    source: Argument,
+    namespace: str | None = None,
+    selector: str | None = None,
 ) -> StringCommand:
-    """``kubectl apply|diff --server-side --force-conflicts --field-manager=M [-n NS] -f SOURCE``.
+    """``kubectl apply|diff --server-side --force-conflicts --field-manager=M [-n NS] [-l SEL]
+    -f SOURCE``.
 
     + verb: ``apply``, or ``diff`` for what an apply would change
     + manager: the field manager the fields are applied under
     + source: the manifest file on the VM, or ``-`` for standard input
     + namespace: for objects whose manifest names no namespace
+    + selector: only the objects of the source with these labels
     """
     return StringCommand(
         KUBECTL,
@@ -42,6 +48,7 @@ def server_side(
         "--force-conflicts",
         f"--field-manager={manager}",
         *_namespaced(namespace),
+        *(["-l", QuoteString(selector)] if selector else []),
         "-f",
         source,
     )

@@ -310,8 +310,8 @@ def _free_port() -> int:
 
 
 def _running_server_pod(api: client.ApiClient, namespace: str) -> str:
-    """An argocd-server Pod whose status says Running. No kubelet runs here, so the test writes
-    that status itself, as a kubelet would."""
+    """An argocd-server Pod whose status says Running and Ready. No kubelet runs here, so the
+    test writes that status itself, as a kubelet would."""
     core = client.CoreV1Api(api)
     pod = {
         "metadata": {
@@ -333,7 +333,9 @@ def _running_server_pod(api: client.ApiClient, namespace: str) -> str:
             if exc.status != 403 or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-    core.patch_namespaced_pod_status("argocd-server-0", namespace, {"status": {"phase": "Running"}})
+    ready = {"type": "Ready", "status": "True"}
+    status = {"status": {"phase": "Running", "conditions": [ready]}}
+    core.patch_namespaced_pod_status("argocd-server-0", namespace, status)
     return "argocd-server-0"
 
 
@@ -361,7 +363,9 @@ def test_port_forward_runs_kubectl_until_the_block_ends(
         )
         started = json.loads(record.read_text())
         assert Path(f"/proc/{started['pid']}").exists()
-    expected = port_forward_command(str(kubectl), loopback_kubeconfig, CONTEXT, own_namespace, port)
+    expected = port_forward_command(
+        str(kubectl), loopback_kubeconfig, CONTEXT, own_namespace, port, pod
+    )
     assert started["args"] == expected[1:]
     # Reaped, not a zombie: the pid is gone from /proc altogether.
     assert not Path(f"/proc/{started['pid']}").exists()

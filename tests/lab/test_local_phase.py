@@ -206,8 +206,28 @@ def test_an_application_syncs_the_repository_to_the_workload_cluster(
     assert greeting.stdout == "hello from the lab's GitOps repository"
 
 
-def test_a_second_deploy_leaves_the_local_phase_unchanged(phase_operator: Operator) -> None:
-    assert PHASE_OP not in changed_operations(phase_operator.plan())
+def _known_hosts(operator: Operator) -> str:
+    return operator.kubectl(
+        *MANAGEMENT,
+        "-n",
+        "argocd",
+        "get",
+        "configmap",
+        "argocd-ssh-known-hosts-cm",
+        "-o",
+        "jsonpath={.data.ssh_known_hosts}",
+    ).stdout
+
+
+def test_a_second_deploy_changes_nothing_and_keeps_the_added_host_key(
+    phase_operator: Operator,
+) -> None:
+    # The install's re-apply would take argocd-ssh-known-hosts-cm's data back (the manifest
+    # ships defaults) and drop the key the phase added: it is created once, then Argo CD's.
+    assert changed_operations(phase_operator.plan()) == []
+    result = phase_operator.deploy()
+    assert "known hosts: create" not in result.stdout
+    assert f"{edge.GIT_SERVER_NAME} ssh-ed25519" in _known_hosts(phase_operator)
     # With an Application using it, Argo CD reports the cluster's connection (its application
     # controller refreshes cluster info every few seconds).
     deadline = time.monotonic() + 120

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tirosh import argocd
 
@@ -112,3 +113,17 @@ def test_ingress_match_ignores_what_others_added_but_not_what_the_deploy_sets() 
     assert not argocd.ingress_matches(other_host, desired)
     with_tls = argocd.ingress_object("argocd", "gitops.example.org", "traefik", 80, True, "tls")
     assert not argocd.ingress_matches(with_tls, desired)
+
+
+def test_the_objects_argocd_maintains_are_selected_by_their_name_label_in_both_manifests() -> None:
+    # The apply skips them with a label selector: it only works if every object carries the
+    # label (a `notin` selector also takes objects without it) and theirs names them.
+    for version in ("v3.4.7", "v3.5.1"):
+        documents = [
+            d for d in yaml.safe_load_all((MANIFESTS / f"install-{version}.yaml").read_text()) if d
+        ]
+        labels = {d["metadata"]["name"]: d["metadata"].get("labels", {}) for d in documents}
+        assert all(argocd.NAME_LABEL in found for found in labels.values()), version
+        for name in argocd.MAINTAINED_BY_ARGOCD:
+            assert labels[name][argocd.NAME_LABEL] == name
+    assert argocd.apply_selector() == "app.kubernetes.io/name notin (argocd-ssh-known-hosts-cm)"

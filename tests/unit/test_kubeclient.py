@@ -102,8 +102,10 @@ def test_the_first_file_to_name_an_entry_wins(tmp_path: Path) -> None:
 
 def test_port_forward_takes_a_kubeconfig_list_through_the_environment(tmp_path: Path) -> None:
     files = (tmp_path / "config", tmp_path / "lab.yml")
-    command = port_forward_command("kubectl", files, "lab/k3s", "argocd", 8080)
+    command = port_forward_command("kubectl", files, "lab/k3s", "argocd", 8080, "argocd-server-0")
     assert "--kubeconfig" not in command  # it takes one file; the list goes in KUBECONFIG
     assert kubectl_environment(files)["KUBECONFIG"] == os.pathsep.join(map(str, files))
-    single = port_forward_command("kubectl", files[:1], "lab/k3s", "argocd", 8080)
+    single = port_forward_command(
+        "kubectl", files[:1], "lab/k3s", "argocd", 8080, "argocd-server-0"
+    )
     assert single[1:3] == ["--kubeconfig", str(files[0])]
