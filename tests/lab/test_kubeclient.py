@@ -102,9 +102,9 @@ EXEC_SCRIPT = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from local.port_forward import NoServerPod, _require_server_pod
+    from local.port_forward import NoServerPod, _server_pod
     try:
-        _require_server_pod(Path(sys.argv[1]), "default", "kube-system")
+        _server_pod(Path(sys.argv[1]), "default", "kube-system")
     except NoServerPod:
         pass
     print("ready", flush=True)
