@@ -38,11 +38,14 @@ NODE = {
 
 
 def _kube_ldflags() -> str:
-    # Without these, /version reports v0.0.0-master; k3s sets the same variables.
+    # Without the -X, /version reports v0.0.0-master; k3s sets the same variables. -s -w: no
+    # symbol table or DWARF, as release builds (kube-apiserver 121 MB instead of 173 MB, and a
+    # shorter link: 19 s instead of 25-34 s measured on a warm cache).
     minor = versions.KUBERNETES.split(".")[1]
     pkg = "k8s.io/component-base/version"
     return " ".join(
         [
+            "-s -w",
             f"-X {pkg}.gitVersion={versions.KUBERNETES}",
             f"-X {pkg}.gitMajor=1",
             f"-X {pkg}.gitMinor={minor}",
@@ -53,7 +56,9 @@ def _kube_ldflags() -> str:
 
 
 def _standin_ldflags() -> str:
-    return f"-X main.version={versions.K3S_STANDIN} -X main.rke2Version={versions.RKE2_STANDIN}"
+    return (
+        f"-s -w -X main.version={versions.K3S_STANDIN} -X main.rke2Version={versions.RKE2_STANDIN}"
+    )
 
 
 def _key(*parts: str | Path) -> str:

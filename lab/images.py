@@ -231,6 +231,10 @@ def _dex_web() -> dict[str, Path]:
     }
 
 
+# The Go builds whose programs go into the images (each cached by its pinned version).
+GO_BUILDS = (build.node, build.argocd, build.coredns, build.dex, build.traefik)
+
+
 def _binaries() -> dict[str, Path]:
     node = build.node()
     return {
