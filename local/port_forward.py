@@ -36,7 +36,7 @@ __all__ = [
     "main",
     "no_server_pod_message",
     "port_forward_command",
-    "running_server_pods",
+    "serving_server_pods",
 ]
 
 SERVER_SELECTOR = "app.kubernetes.io/name=argocd-server"
@@ -58,7 +58,7 @@ class PortForwardError(RuntimeError):
     """kubectl port-forward did not start listening (its stderr is in the message)."""
 
 
-def running_server_pods(api: client.ApiClient, namespace: str) -> list[str]:
+def serving_server_pods(api: client.ApiClient, namespace: str) -> list[str]:
     """Names of the argocd-server pods that serve: Running, Ready and not being deleted;
     the newest first.
 
@@ -133,7 +133,7 @@ def _server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str)
     """The argocd-server pod to forward to (the newest serving one); NoServerPod if none."""
     api = kubeclient.api_client(_files(kubeconfig), context)
     try:
-        pods = running_server_pods(api, namespace)
+        pods = serving_server_pods(api, namespace)
     finally:
         api.close()
     if not pods:

@@ -30,7 +30,7 @@ from local.port_forward import (
     NoServerPod,
     argocd_server,
     port_forward_command,
-    running_server_pods,
+    serving_server_pods,
 )
 from local.status import (
     ARGOCD_CRDS,
@@ -262,7 +262,7 @@ def test_port_forward_needs_a_running_server_pod(argocd: Path, api: client.ApiCl
         time.sleep(1)
         pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=SERVER_SELECTOR)
     assert {pod.status.phase for pod in pods.items} == {"Pending"}
-    assert running_server_pods(api, NAMESPACE) == []
+    assert serving_server_pods(api, NAMESPACE) == []
     with pytest.raises(NoServerPod) as raised:
         with argocd_server(argocd, CONTEXT, NAMESPACE, local_port=_free_port()):
             pytest.fail("port-forward started without a running argocd-server pod")
@@ -345,9 +345,9 @@ def test_port_forward_runs_kubectl_until_the_block_ends(
     """With a Running argocd-server pod, argocd_server() starts kubectl port-forward (here a
     stand-in for kubectl: the real one would need a kubelet), waits until it listens, yields its
     URL, and afterwards leaves no process behind."""
-    assert running_server_pods(api, own_namespace) == []
+    assert serving_server_pods(api, own_namespace) == []
     pod = _running_server_pod(api, own_namespace)
-    assert running_server_pods(api, own_namespace) == [pod]
+    assert serving_server_pods(api, own_namespace) == [pod]
     record = tmp_path / "kubectl-args.json"
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(_KUBECTL_STAND_IN.format(python=sys.executable, record=str(record)))
