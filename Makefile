@@ -94,13 +94,13 @@ rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube
 ARGOCD_WAIT ?=
 argocd/install: deps ## install or upgrade Argo CD, then wait for the rollout and report
 	$(APPLY) --limit management deploys/argocd.py
-	$(PY) -m local.status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
+	$(PY) -m local argocd/status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
 
 argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
-	$(PY) -m local.status $(SITE)
+	$(PY) -m local argocd/status $(SITE)
 
 argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
-	$(PY) -m local.port_forward $(SITE)
+	$(PY) -m local argocd/port-forward $(SITE)
 
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo
@@ -128,7 +128,7 @@ demo/report:
 	@echo "--- k3s on the lab's management VM"
 	@$(MAKE) --no-print-directory SITE=lab k3s/status
 	@echo "--- Argo CD: the rollout of every workload, then its health"
-	@$(PY) -m local.status lab --wait 600
+	@$(PY) -m local argocd/status lab --wait 600
 	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
 	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
 	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
@@ -165,34 +165,34 @@ YES ?=
 KUBERNETES_SECRET ?=
 export KUBERNETES_SECRET
 argocd/password: deps ## print the initial admin password (argocd-initial-admin-secret, over SSH)
-	@$(PY) -m local.password show $(SITE)
+	@$(PY) -m local argocd/password $(SITE)
 
 argocd/password/update: deps ## change the admin password (typed twice, or ARGOCD_NEW_PASSWORD)
-	@$(PY) -m local.password update $(SITE) $(if $(filter true yes 1,$(YES)),--yes)
+	@$(PY) -m local argocd/password/update $(SITE) $(if $(filter true yes 1,$(YES)),--yes)
 
 argocd/cluster/add: deps ## register the workload cluster(s) with a ServiceAccount token
-	@$(PY) -m local.cluster add $(SITE)
+	@$(PY) -m local argocd/cluster/add $(SITE)
 
 argocd/cluster/rotate: deps ## replace the workload cluster's token and re-register it
-	@$(PY) -m local.cluster rotate $(SITE)
+	@$(PY) -m local argocd/cluster/rotate $(SITE)
 
 argocd/repo/add: deps ## register sites/$(SITE)/argocd/repositories.toml in Argo CD
-	@$(PY) -m local.repo add $(SITE)
+	@$(PY) -m local argocd/repo/add $(SITE)
 
 argocd/repo/list: deps ## repositories and templates in Argo CD, with connection state
-	@$(PY) -m local.repo list $(SITE)
+	@$(PY) -m local argocd/repo/list $(SITE)
 
 kubernetes/secret/plan: deps ## create/update/unchanged per Secret and key (KUBERNETES_SECRET=name)
-	@$(PY) -m local.secrets plan $(SITE)
+	@$(PY) -m local kubernetes/secret/plan $(SITE)
 
 kubernetes/secret/apply: deps ## server-side apply the site's Secrets (KUBERNETES_SECRET=name)
-	@$(PY) -m local.secrets apply $(SITE)
+	@$(PY) -m local kubernetes/secret/apply $(SITE)
 
 argocd/doctor: deps ## troubleshooting checks in one screen; non-zero when one fails
-	@$(PY) -m local.doctor $(SITE)
+	@$(PY) -m local argocd/doctor $(SITE)
 
 local/phase: deps ## the deploy's local phase alone: clusters, repositories, Secrets
-	@$(PY) -m local.phase $(SITE)
+	@$(PY) -m local local/phase $(SITE)
 
 local/plan: deps ## what the local phase would change (--dry)
-	@$(PY) -m local.phase $(SITE) --dry
+	@$(PY) -m local local/phase $(SITE) --dry

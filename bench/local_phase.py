@@ -4,7 +4,7 @@ planes, a Git smart-HTTP server).
 
     python -m bench.local_phase
 
-Each run is ``python -m local.phase loop`` as an operator runs it (a fresh process: interpreter
+Each run is ``python -m local local/phase loop`` as an operator runs it (a fresh process: interpreter
 start-up, site validation and the Argo CD login included), after a first site validation, as
 in a deploy, has parsed the Argo CD manifest (timed and printed apart). The three clusters are
 one workload API reached at three addresses (127.0.0.2-4), each its own Argo CD cluster. Prints
@@ -60,7 +60,7 @@ def _profiler(label: str) -> list[str]:
 
 
 def _phase(label: str, env: dict[str, str], *args: str) -> tuple[float, int, str]:
-    return _timed(label, env, "local.phase", SITE, *args)
+    return _timed(label, env, "local", "local/phase", SITE, *args)
 
 
 def _timed(label: str, env: dict[str, str], module: str, *args: str) -> tuple[float, int, str]:

@@ -1,7 +1,7 @@
 """The local phase, after the remote one: Argo CD's clusters, repositories, Image Updater Secrets.
 
 Alone: ``pyinfra inventories/<site>.py deploys/local_phase.py`` (``make local/phase`` runs the
-same code without pyinfra: ``python -m local.phase <site>``).
+same code without pyinfra: ``python -m local local/phase <site>``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import Host, deploy
 
 from deploys import MANAGEMENT, prepare_run, run_alone, site_of
+from local import phase
 from operations import local_phase
 from tirosh.site import Site
 
@@ -17,7 +18,9 @@ from tirosh.site import Site
 @deploy("local phase")
 def argocd_objects(site: Site) -> None:
     """Register what the site declares in Argo CD, from the operator's machine."""
-    local_phase.converged(name="Local phase: clusters, repositories, Secrets", site=site)
+    local_phase.converged(
+        name="Local phase: clusters, repositories, Secrets", site=site, phase=phase
+    )
 
 
 def for_host(current: Host) -> None:

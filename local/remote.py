@@ -18,6 +18,7 @@ from pyinfra.api import Config, Host, Inventory, QuoteString, State, StringComma
 
 from operations.util.quiet import QuietReadError as SecretReadError
 from operations.util.quiet import read_command_output
+from tirosh.errors import OperatorError
 from tirosh.inventory import groups
 from tirosh.site import Site
 
@@ -34,7 +35,7 @@ __all__ = [
 INITIAL_SECRET: Final = "argocd-initial-admin-secret"
 
 
-class RemoteError(RuntimeError):
+class RemoteError(OperatorError, RuntimeError):
     """The VM could not be reached or the command failed; never carries the secret."""
 
 

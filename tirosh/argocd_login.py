@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from tirosh.errors import OperatorError
+
 __all__ = ["LoginArgsError", "Settings", "parse_login_args", "settings"]
 
 FLAGS: Final = ("--plaintext", "--insecure", "--skip-test-tls", "--grpc-web", "--prompts-enabled")
@@ -28,7 +30,7 @@ _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
 
 
-class LoginArgsError(ValueError):
+class LoginArgsError(OperatorError, ValueError):
     """A login setting is not understood; the message names the source and the word."""
 
 

@@ -1,22 +1,13 @@
-"""Workload clusters a site registers in Argo CD: the profile's one, or a list.
+"""Workload clusters a site registers in Argo CD, and the checks that need the kubeconfig.
 
-Today's profile keys ``argocd.cluster_context`` / ``argocd.cluster_name`` declare one cluster
-(``CLUSTER_KUBECTX`` overrides its context, as in the runbook). ``sites/<site>/argocd/clusters.toml``
-declares any number, and replaces the profile's one when it has a ``clusters`` key::
-
-    [[clusters]]
-    context = "tirosh-home/rke2/gpu"     # kube context on the operator's machine
-    name = "tirosh-home-rke2-gpu"        # the Argo CD cluster name
-    server = "https://10.0.0.2:6443"     # optional: the API as Argo CD reaches it
-    namespaces = ["apps"]                # optional: Roles in these only, no ClusterRole
-
-``clusters = []`` declares none (the local phase then registers no cluster). Pure: the checks
-that need the kubeconfig take its parsed document.
+The site model reads them (``tirosh.site.clusters_file``: the profile's one cluster, or
+``argocd/clusters.toml``). Pure: the checks take the kubeconfig's parsed document.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,26 +15,23 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from tirosh.site import Problem, SiteError
-from tirosh.sitefile import load_toml, read_entries
+from tirosh.errors import OperatorError
 
 __all__ = [
     "CLUSTERS_FILE",
     "ContextProblem",
+    "cluster_differs",
     "WorkloadCluster",
     "context_server",
     "is_loopback_url",
-    "load_clusters",
     "loopback_hint",
-    "parse_clusters",
     "resolve_server",
+    "server_problem",
 ]
 
 CLUSTERS_FILE: Final = "argocd/clusters.toml"
-_KEYS: Final = ("context", "name", "server", "namespaces")
 # Argo CD cluster names end up in UI paths and ApplicationSet templates: '/' breaks both.
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_NAMESPACE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+CLUSTER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -54,7 +42,7 @@ class WorkloadCluster:
     namespaces: tuple[str, ...] = ()
 
 
-class ContextProblem(Exception):
+class ContextProblem(OperatorError):
     """A declared cluster cannot be registered from this kubeconfig; the message says why."""
 
 
@@ -82,7 +70,7 @@ def loopback_hint(name: str, url: str) -> str:
     )
 
 
-def _server_problem(url: str) -> str | None:
+def server_problem(url: str) -> str | None:
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - evaluated for its ValueError on a bad port
@@ -91,76 +79,6 @@ def _server_problem(url: str) -> str | None:
     if parts.scheme != "https" or not parts.hostname:
         return f"must be an https:// URL, got {url!r}"
     return None
-
-
-def parse_clusters(
-    data: Mapping[str, Any], file: str, problems: list[Problem]
-) -> list[WorkloadCluster] | None:
-    """The clusters of a parsed clusters.toml; None when it has no ``clusters`` key."""
-    if "clusters" not in data:
-        for key in data:
-            problems.append(Problem(file, str(key), "unknown table (known: clusters)"))
-        return None
-    clusters: list[WorkloadCluster] = []
-    for entry in read_entries(data, "clusters", file, ("clusters",), problems):
-        entry.allow(_KEYS)
-        context, name = entry.string("context", required=True), entry.string("name", required=True)
-        if name is not None and not _NAME.fullmatch(name):
-            entry.problem("name", f"letters, digits, '.', '_', '-' only (no '/'), got {name!r}")
-            name = None
-        server = entry.string("server")
-        if server is not None and (reason := _server_problem(server)):
-            entry.problem("server", reason)
-        elif server is not None and is_loopback_url(server):
-            entry.problem("server", loopback_hint(name or "?", server))
-        namespaces = entry.string_list("namespaces") or []
-        for namespace in namespaces:
-            if not _NAMESPACE.fullmatch(namespace):
-                entry.problem("namespaces", f"{namespace!r} is not a Kubernetes namespace name")
-        if context and name:
-            clusters.append(WorkloadCluster(context, name, server, tuple(namespaces)))
-    for key, attr in (("name", "name"), ("context", "context")):
-        seen: set[str] = set()
-        for index, cluster in enumerate(clusters):
-            value = getattr(cluster, attr)
-            if value in seen:
-                problems.append(
-                    Problem(file, f"clusters[{index}].{key}", f"{value!r} is declared twice")
-                )
-            seen.add(value)
-    return clusters
-
-
-def load_clusters(
-    site_dir: Path,
-    profile_context: str,
-    profile_name: str,
-    environ: Mapping[str, str],
-    file: str | None = None,
-) -> list[WorkloadCluster]:
-    """The site's workload clusters; raise SiteError listing every problem of clusters.toml."""
-    file = file or f"sites/{site_dir.name}/{CLUSTERS_FILE}"
-    problems: list[Problem] = []
-    data = load_toml(site_dir / CLUSTERS_FILE, file, problems)
-    listed = parse_clusters(data, file, problems) if data is not None else None
-    if problems:
-        raise SiteError(problems)
-    override = environ.get("CLUSTER_KUBECTX")
-    if listed is None:
-        return [WorkloadCluster(override or profile_context, profile_name)]
-    if override:
-        if len(listed) != 1:
-            raise SiteError(
-                [
-                    Problem(
-                        "environment",
-                        "CLUSTER_KUBECTX",
-                        f"overrides the context of one cluster, but {file} declares {len(listed)}",
-                    )
-                ]
-            )
-        listed = [WorkloadCluster(override, listed[0].name, listed[0].server, listed[0].namespaces)]
-    return listed
 
 
 # --------------------------------------------------------------------------- kubeconfig checks
@@ -182,6 +100,45 @@ def context_server(document: Mapping[str, Any], context: str) -> str | None:
     cluster = _named(document, "clusters", str(ctx.get("cluster", "")))
     server = cluster.get("server") if cluster else None
     return str(server).rstrip("/") if server else None
+
+
+def cluster_differs(stored: Mapping[str, str] | None, body: Mapping[str, Any]) -> bool:
+    """Whether Argo CD's cluster Secret (decoded data) differs from the ``body`` to upsert.
+
+    Compared: the name, the namespaces and the credentials this project sets; a client
+    certificate or key left over from ``argocd cluster add`` with a k3s kubeconfig makes it
+    differ, so the upsert replaces it.
+    """
+    if stored is None:
+        return True
+    try:
+        config = json.loads(stored.get("config") or "{}")
+    except ValueError:
+        return True
+    if not isinstance(config, Mapping):
+        return True
+    namespaces = [n for n in (stored.get("namespaces") or "").split(",") if n]
+    return (
+        stored.get("name") != body["name"]
+        or sorted(namespaces) != sorted(body["namespaces"])
+        or _auth(config) != _auth(body["config"])
+    )
+
+
+def _auth(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    tls = config.get("tlsClientConfig") or {}
+    if not isinstance(tls, Mapping):
+        tls = {}
+    return (
+        config.get("bearerToken"),
+        bool(tls.get("insecure")),
+        tls.get("caData"),
+        tls.get("serverName"),
+        tls.get("certData"),
+        tls.get("keyData"),
+        config.get("username"),
+        config.get("execProviderConfig"),
+    )
 
 
 def _same_server(a: str, b: str) -> bool:

@@ -1,6 +1,7 @@
 """Git/Helm repositories and credential templates a site registers in Argo CD.
 
-``sites/<site>/argocd/repositories.toml``::
+The site model reads them from ``sites/<site>/argocd/repositories.toml``
+(``tirosh.site.repositories_file``)::
 
     [[repositories]]
     name = "tirosh-gitops"
@@ -22,8 +23,9 @@
     url = "https://github.com/org"
     username = "x-access-token"
 
-No secret value is ever in this file: only where to take it from. Pure: bodies for the API are
-built from the declarations plus the secret values the caller read.
+No secret value is ever in that file: only where to take it from. Pure: bodies for the API are
+built from the declarations plus the secret values the caller read; what differs from what
+Argo CD stores is decided here too.
 """
 
 from __future__ import annotations
@@ -37,9 +39,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from tirosh.site import Problem, SiteError
-from tirosh.sitefile import Entries, load_toml, read_entries
-
 __all__ = [
     "DEFAULT_TOKEN_ENV",
     "REPOSITORIES_FILE",
@@ -48,9 +47,8 @@ __all__ = [
     "Repository",
     "covering_template",
     "known_hosts_for",
-    "load_repositories",
+    "known_hosts_name",
     "parse_known_host",
-    "parse_repositories",
     "repo_creds_body",
     "repository_body",
     "ssh_host",
@@ -58,17 +56,9 @@ __all__ = [
 
 REPOSITORIES_FILE: Final = "argocd/repositories.toml"
 DEFAULT_TOKEN_ENV: Final = "GITHUB_TOKEN"
-_REPO_KEYS: Final = (
-    "name",
-    "url",
-    "type",
-    "username",
-    "token_env",
-    "ssh_key_file",
-    "ssh_known_hosts",
-)
-_CREDS_KEYS: Final = ("url", "username", "token_env", "ssh_key_file", "ssh_known_hosts")
-_TYPES: Final = ("git", "helm")
+TYPES: Final = ("git", "helm")
+# The keys of Argo CD's repository Secrets that hold credentials.
+CREDENTIAL_KEYS: Final = ("username", "password", "sshPrivateKey")
 _SCP_URL: Final = re.compile(r"(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)")
 _KEY_TYPES: Final = (
     "ssh-ed25519",
@@ -137,7 +127,7 @@ def ssh_host(url: str) -> tuple[str, int] | None:
     return None
 
 
-def _known_hosts_name(host: str, port: int) -> str:
+def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
@@ -155,7 +145,7 @@ def parse_known_host(line: str) -> KnownHost | None:
 
 def known_hosts_for(lines: list[str], host: str, port: int) -> list[KnownHost]:
     """The keys of ``host:port`` among plain known_hosts lines (hashed lines need ssh-keygen -F)."""
-    name = _known_hosts_name(host, port)
+    name = known_hosts_name(host, port)
     found = []
     for line in lines:
         fields = line.split()
@@ -174,133 +164,6 @@ def covering_template(
     return max(matching, key=lambda t: len(t.url), default=None)
 
 
-def _credentials(entry: Entries, url: str, home: str | None) -> Credentials:
-    username = entry.string("username")
-    key_file = entry.string("ssh_key_file")
-    token_env = entry.env_name("token_env")
-    pinned = []
-    for index, line in enumerate(entry.string_list("ssh_known_hosts") or []):
-        parsed = parse_known_host(line)
-        if parsed is None:
-            entry.problem(
-                f"ssh_known_hosts[{index}]",
-                "must be a known_hosts line 'HOST KEYTYPE BASE64KEY' (as ssh-keyscan prints)",
-            )
-        else:
-            pinned.append(parsed)
-    is_ssh = ssh_host(url) is not None
-    if is_ssh:
-        if username is not None or token_env is not None:
-            entry.problem(
-                "username", "SSH URLs authenticate with ssh_key_file, not a username/token"
-            )
-        host_port = ssh_host(url)
-        assert host_port is not None
-        name = _known_hosts_name(*host_port)
-        for index, known in enumerate(pinned):
-            if known.host != name:
-                entry.problem(
-                    f"ssh_known_hosts[{index}]", f"is for {known.host}, the URL's host is {name}"
-                )
-    else:
-        if key_file is not None or pinned:
-            entry.problem("ssh_key_file", "only for ssh:// or user@host:path URLs")
-        if token_env is not None and username is None:
-            entry.problem("token_env", "needs a username (the token is the password)")
-    if username is not None and token_env is None:
-        token_env = DEFAULT_TOKEN_ENV
-    path = None
-    if key_file is not None:
-        if home and (key_file == "~" or key_file.startswith("~/")):
-            key_file = home + key_file[1:]
-        path = Path(key_file).expanduser()
-        if not path.is_absolute():
-            entry.problem("ssh_key_file", f"must be an absolute path or ~/..., got {key_file!r}")
-    return Credentials(username, token_env if not is_ssh else None, path, tuple(pinned))
-
-
-def _url_problem(url: str) -> str | None:
-    if ssh_host(url) is not None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"must be https://..., ssh://... or user@host:path, got {url!r}"
-    if parts.username or parts.password:
-        return "must not carry credentials: use username and token_env"
-    return None
-
-
-def parse_repositories(
-    data: Mapping[str, Any], file: str, problems: list[Problem], home: str | None = None
-) -> tuple[list[Repository], list[Template]]:
-    """Repositories and templates of a parsed repositories.toml, problems recorded."""
-    tables = ("repositories", "credentials")
-    repositories, templates = [], []
-    for entry in read_entries(data, "repositories", file, tables, problems):
-        entry.allow(_REPO_KEYS)
-        name, url = entry.string("name", required=True), entry.string("url", required=True)
-        kind = entry.string("type", default="git")
-        if kind not in _TYPES:
-            entry.problem("type", f"must be one of {', '.join(_TYPES)}, got {kind!r}")
-        if url is not None and (reason := _url_problem(url)):
-            entry.problem("url", reason)
-            url = None
-        if url is None or name is None:
-            continue
-        credentials = _credentials(entry, url, home)
-        if kind == "helm" and credentials.kind == "ssh":
-            entry.problem("url", "Helm repositories are served over HTTP(S)")
-        repositories.append(Repository(name, url, kind or "git", credentials))
-    for entry in (
-        read_entries(data, "credentials", file, tables, problems) if "credentials" in data else []
-    ):
-        entry.allow(_CREDS_KEYS)
-        url = entry.string("url", required=True)
-        if url is not None and (reason := _url_problem(url)):
-            entry.problem("url", reason)
-            url = None
-        if url is None:
-            continue
-        credentials = _credentials(entry, url, home)
-        if credentials.kind == "none":
-            entry.problem("username", "a template needs credentials: username or ssh_key_file")
-        templates.append(Template(url, credentials))
-    _check_unique(file, repositories, templates, problems)
-    return repositories, templates
-
-
-def _check_unique(
-    file: str, repositories: list[Repository], templates: list[Template], problems: list[Problem]
-) -> None:
-    for label, values, table in (
-        ("name", [r.name for r in repositories], "repositories"),
-        ("url", [r.url for r in repositories], "repositories"),
-        ("url", [t.url for t in templates], "credentials"),
-    ):
-        for index, value in enumerate(values):
-            if value in values[:index]:
-                problems.append(
-                    Problem(file, f"{table}[{index}].{label}", f"{value!r} is declared twice")
-                )
-
-
-def load_repositories(
-    site_dir: Path, environ: Mapping[str, str], file: str | None = None
-) -> tuple[list[Repository], list[Template]]:
-    """The site's repositories and templates (none when the file is absent); SiteError else."""
-    file = file or f"sites/{site_dir.name}/{REPOSITORIES_FILE}"
-    problems: list[Problem] = []
-    data = load_toml(site_dir / REPOSITORIES_FILE, file, problems)
-    result = (
-        parse_repositories(data, file, problems, environ.get("HOME"))
-        if data is not None
-        else ([], [])
-    )
-    if problems:
-        raise SiteError(problems)
-    return result
-
-
 # --------------------------------------------------------------------------- API bodies
 
 
@@ -310,6 +173,15 @@ def _secret_fields(credentials: Credentials, secret: str | None) -> dict[str, st
     if credentials.kind == "token":
         return {"username": credentials.username or "", "password": secret or ""}
     return {}
+
+
+def differs(
+    stored: Mapping[str, str] | None, body: Mapping[str, Any], keys: tuple[str, ...]
+) -> bool:
+    """Whether Argo CD's stored Secret data (decoded) differs from ``body`` in ``keys``."""
+    if stored is None:
+        return True
+    return any((stored.get(key) or "") != (body.get(key) or "") for key in keys)
 
 
 def repository_body(repository: Repository, secret: str | None) -> dict[str, Any]:

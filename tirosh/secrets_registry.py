@@ -1,6 +1,6 @@
 """The Kubernetes Secrets a site keeps on its management cluster (Image Updater credentials).
 
-``sites/<site>/argocd/secrets.toml`` names each Secret, its namespace, type and keys, and the
+``sites/<site>/argocd/secrets.toml`` (read by ``tirosh.site.secrets_file``) names each Secret, its namespace, type and keys, and the
 environment variable behind each key; values come from the environment or a git-ignored
 ``.env`` at the repository root, never from a site file::
 
@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
-from tirosh.site import Problem, SiteError
-from tirosh.sitefile import ENV_NAME, load_toml, read_entries
+from tirosh.errors import OperatorError
+from tirosh.plan import Action, Change
 
 __all__ = [
     "DOCKERCONFIGJSON",
     "SECRETS_FILE",
-    "KeyChange",
     "MissingVariables",
     "RegistrySecret",
     "desired_data",
-    "load_secrets",
+    "key_change",
     "parse_dotenv",
-    "parse_secrets",
     "plan",
     "values",
 ]
@@ -52,7 +50,7 @@ __all__ = [
 SECRETS_FILE: Final = "argocd/secrets.toml"
 OPAQUE: Final = "Opaque"
 DOCKERCONFIGJSON: Final = "kubernetes.io/dockerconfigjson"
-_KEYS: Final = ("name", "namespace", "type", "keys", "registry", "username_env", "password_env")
+ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -73,89 +71,13 @@ class RegistrySecret:
         return tuple(variable for _, variable in self.keys)
 
 
-class MissingVariables(Exception):
+class MissingVariables(OperatorError):
     """Variables that are neither in the environment nor in .env; nothing may be applied."""
 
     def __init__(self, missing: list[tuple[str, str]]) -> None:
         self.missing = missing  # (secret, variable)
         names = ", ".join(f"{variable} (Secret {secret})" for secret, variable in missing)
         super().__init__(f"not set in the environment or .env: {names}; nothing was applied")
-
-
-def parse_secrets(
-    data: Mapping[str, Any], file: str, problems: list[Problem]
-) -> list[RegistrySecret]:
-    secrets = []
-    for entry in read_entries(data, "secrets", file, ("secrets",), problems):
-        entry.allow(_KEYS)
-        name, namespace = (
-            entry.k8s_name("name", required=True),
-            entry.k8s_name("namespace", required=True),
-        )
-        kind = entry.string("type", default=OPAQUE)
-        if kind == DOCKERCONFIGJSON:
-            for key in ("keys",):
-                if key in entry.data:
-                    entry.problem(
-                        key,
-                        f"a {DOCKERCONFIGJSON} Secret takes registry, username_env, password_env",
-                    )
-            registry = entry.string("registry", required=True)
-            if registry is not None and (
-                "/" in registry.removeprefix("https://") or " " in registry
-            ):
-                entry.problem(
-                    "registry", f"must be a registry host such as ghcr.io, got {registry!r}"
-                )
-            user_env = entry.env_name("username_env", required=True)
-            pass_env = entry.env_name("password_env", required=True)
-            if name and namespace and registry and user_env and pass_env:
-                secrets.append(
-                    RegistrySecret(name, namespace, kind, (), registry, user_env, pass_env)
-                )
-            continue
-        if kind != OPAQUE:
-            entry.problem("type", f"must be {OPAQUE} or {DOCKERCONFIGJSON}, got {kind!r}")
-        for key in ("registry", "username_env", "password_env"):
-            if key in entry.data:
-                entry.problem(key, f"only for type {DOCKERCONFIGJSON}")
-        keys = entry.data.get("keys")
-        pairs: list[tuple[str, str]] = []
-        if not isinstance(keys, dict) or not keys:
-            entry.problem("keys", "required: a table of Secret key = environment variable name")
-        else:
-            for key, variable in keys.items():
-                if not isinstance(variable, str) or not ENV_NAME.fullmatch(variable):
-                    entry.problem(
-                        f"keys.{key}", f"must name an environment variable, got {variable!r}"
-                    )
-                else:
-                    pairs.append((str(key), variable))
-        if name and namespace and pairs:
-            secrets.append(RegistrySecret(name, namespace, OPAQUE, tuple(pairs)))
-    seen: set[tuple[str, str]] = set()
-    for index, secret in enumerate(secrets):
-        if (secret.namespace, secret.name) in seen:
-            problems.append(
-                Problem(
-                    file,
-                    f"secrets[{index}].name",
-                    f"{secret.namespace}/{secret.name} is declared twice",
-                )
-            )
-        seen.add((secret.namespace, secret.name))
-    return secrets
-
-
-def load_secrets(site_dir: Path, file: str | None = None) -> list[RegistrySecret]:
-    """The site's Secrets (none when secrets.toml is absent); SiteError listing every problem."""
-    file = file or f"sites/{site_dir.name}/{SECRETS_FILE}"
-    problems: list[Problem] = []
-    data = load_toml(site_dir / SECRETS_FILE, file, problems)
-    secrets = parse_secrets(data, file, problems) if data is not None else []
-    if problems:
-        raise SiteError(problems)
-    return secrets
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -215,15 +137,9 @@ def desired_data(secret: RegistrySecret, found: Mapping[str, str]) -> dict[str, 
     return {key: found[variable] for key, variable in secret.keys}
 
 
-@dataclass(frozen=True)
-class KeyChange:
-    secret: str  # namespace/name
-    key: str  # "" for the Secret itself (create, or a type change)
-    action: str  # create | update | unchanged
-
-    def __str__(self) -> str:
-        what = f"Secret {self.secret}" + (f" key {self.key}" if self.key else "")
-        return f"{self.action:9} {what}"
+def key_change(ref: str, key: str, action: Action) -> Change:
+    """The change of one key of Secret ``ref`` (namespace/name); ``key`` "" for the Secret."""
+    return Change("secret", action, f"Secret {ref}" + (f" key {key}" if key else ""))
 
 
 def _same(key: str, wanted: str, existing: str | None) -> bool:
@@ -239,22 +155,21 @@ def _same(key: str, wanted: str, existing: str | None) -> bool:
 
 def plan(
     secret: RegistrySecret, wanted: Mapping[str, str], existing: Mapping[str, Any] | None
-) -> list[KeyChange]:
+) -> list[Change]:
     """Per key: create / update / unchanged. ``existing`` is the live Secret (``type`` and
     base64 ``data``) or None. Keys the Secret has beyond the declared ones are left alone."""
     ref = f"{secret.namespace}/{secret.name}"
     if existing is None:
-        return [KeyChange(ref, "", "create")] + [KeyChange(ref, key, "create") for key in wanted]
+        return [key_change(ref, "", "create")] + [key_change(ref, key, "create") for key in wanted]
     changes = []
     if (existing.get("type") or OPAQUE) != secret.type:
-        changes.append(KeyChange(ref, "", "update"))  # the type is immutable: replaced
+        changes.append(key_change(ref, "", "update"))  # the type is immutable: replaced
     data = existing.get("data") or {}
     for key, value in wanted.items():
         current = base64.b64decode(data[key]).decode(errors="replace") if key in data else None
         if current is None:
-            changes.append(KeyChange(ref, key, "create"))
+            changes.append(key_change(ref, key, "create"))
         else:
-            changes.append(
-                KeyChange(ref, key, "unchanged" if _same(key, value, current) else "update")
-            )
+            action: Action = "unchanged" if _same(key, value, current) else "update"
+            changes.append(key_change(ref, key, action))
     return changes

@@ -1,4 +1,4 @@
-"""local.status and local.port_forward against a real kube-apiserver on 127.0.0.1.
+"""local.argocd.status and local.kube.port_forward against a real kube-apiserver on 127.0.0.1.
 
 The loopback control plane (lab/loopback.py) gets Argo CD v3.5.1's real install manifest,
 server-side applied as the deploy does. No kubelet runs there, so Pods are stored but never
@@ -25,14 +25,7 @@ import yaml
 from kubernetes import client, config
 
 from lab.config import REPO_ROOT
-from local.port_forward import (
-    SERVER_SELECTOR,
-    NoServerPod,
-    argocd_server,
-    port_forward_command,
-    serving_server_pods,
-)
-from local.status import (
+from local.argocd.status import (
     ARGOCD_CRDS,
     SERVER_INSECURE_ANNOTATION,
     Status,
@@ -40,6 +33,13 @@ from local.status import (
     read_status,
     summary,
     wait_for_rollout,
+)
+from local.kube.port_forward import (
+    SERVER_SELECTOR,
+    NoServerPod,
+    argocd_server,
+    port_forward_command,
+    serving_server_pods,
 )
 
 pytestmark = pytest.mark.lab
@@ -378,14 +378,14 @@ def test_port_forward_runs_kubectl_until_the_block_ends(
 def test_cli_waits_then_reports_the_unready_rollout_and_exits_1(
     argocd: Path, tmp_path: Path
 ) -> None:
-    """`python -m local.status lab --wait 2` with the operator overrides pointing at the
+    """`python -m local argocd/status lab --wait 2` with the operator overrides pointing at the
     loopback cluster (KUBECONFIG, KUBECTX): the lab site port-forwards for the API check, and
     with no running argocd-server pod the API line says so."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "K3S_", "ARGOCD_"))}
     env.update(HOME=str(tmp_path), KUBECONFIG=str(argocd), KUBECTX=CONTEXT)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "local.status", "lab", "--wait", "2"],
+        [sys.executable, "-m", "local", "argocd/status", "lab", "--wait", "2"],
         cwd=REPO_ROOT,
         env=env,
         text=True,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes.client import CoreV1Api
 
-from local import kubeclient
+from local.kube import client as kubeclient
 
 pytestmark = pytest.mark.lab
 CONTEXT = "default"
@@ -102,9 +102,9 @@ EXEC_SCRIPT = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from local.port_forward import NoServerPod, _server_pod
+    from local.kube.port_forward import NoServerPod, server_pod
     try:
-        _server_pod(Path(sys.argv[1]), "default", "kube-system")
+        server_pod(Path(sys.argv[1]), "default", "kube-system")
     except NoServerPod:
         pass
     print("ready", flush=True)

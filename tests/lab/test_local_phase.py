@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from lab import config, edge
-from local import cluster_rbac
+from local.kube import argocd_manager as cluster_rbac
 from tests.lab.operator import Operator, changed_operations
 
 pytestmark = pytest.mark.lab

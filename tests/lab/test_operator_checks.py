@@ -37,7 +37,7 @@ def test_verify_passes_on_the_deployed_lab_and_names_a_drifted_file(
     operator: Operator, vm: testinfra.host.Host
 ) -> None:
     operator.deploy()
-    operator.run(sys.executable, "-m", "local.status", "lab", "--wait", "300")
+    operator.run(sys.executable, "-m", "local", "argocd/status", "lab", "--wait", "300")
     code, output = make(operator, "verify")
     assert code == 0, output
     assert "5 passed" in output, output

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from local.argocd_api import ArgoCDError, Client, LoginFailed
+from local.argocd.api import ArgoCDError, Client, LoginFailed
 from tests.local.conftest import Harness
 from tests.local.harness import free_port
 

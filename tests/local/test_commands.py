@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from local.argocd_api import Client, LoginFailed
+from local.argocd.api import Client, LoginFailed
 from tests.local.conftest import (
     CLUSTER_NAME,
     GIT_TOKEN,
@@ -146,7 +146,7 @@ def _cluster_secret(harness: Harness) -> dict[str, str]:
 
 
 def test_cluster_add_registers_the_workload_cluster_with_a_token(harness: Harness) -> None:
-    result = run("local.cluster", "add", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/cluster/add", SITE, env=_admin_env(harness))
     assert result.code == 0, result.output
     assert (
         f"cluster {CLUSTER_NAME}: create    ServiceAccount kube-system/argocd-manager"
@@ -186,7 +186,7 @@ def test_cluster_add_registers_the_workload_cluster_with_a_token(harness: Harnes
 
 def test_cluster_add_again_changes_nothing(harness: Harness) -> None:
     before = _cluster_secret(harness)
-    result = run("local.cluster", "add", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/cluster/add", SITE, env=_admin_env(harness))
     assert result.code == 0, result.output
     actions = [
         line.split(": ", 1)[1].split()[0]
@@ -200,14 +200,14 @@ def test_cluster_add_again_changes_nothing(harness: Harness) -> None:
 
 
 def test_cluster_dry_run_needs_no_login_and_changes_nothing(harness: Harness) -> None:
-    result = run("local.cluster", "add", SITE, "--dry", env=harness.env())
+    result = run("local", "argocd/cluster/add", SITE, "--dry", env=harness.env())
     assert result.code == 0, result.output
     assert f"unchanged Argo CD cluster {CLUSTER_NAME}" in result.stdout
 
 
 def test_cluster_rotate_replaces_the_token(harness: Harness) -> None:
     old = _sa_token(harness)
-    result = run("local.cluster", "rotate", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/cluster/rotate", SITE, env=_admin_env(harness))
     assert result.code == 0, result.output
     new = _sa_token(harness)
     same = new == old  # compared apart: an assert on the tokens would print them
@@ -226,13 +226,17 @@ def test_the_management_cluster_and_a_missing_context_are_refused(harness: Harne
         harness.sites / SITE / "argocd/clusters.off"
     )
     try:
-        own = run("local.cluster", "add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX=MANAGEMENT))
+        own = run(
+            "local", "argocd/cluster/add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX=MANAGEMENT)
+        )
         assert own.code == 1 and "is the management cluster" in own.stderr, own.output
-        missing = run("local.cluster", "add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX="nope"))
+        missing = run(
+            "local", "argocd/cluster/add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX="nope")
+        )
         assert missing.code == 1
         assert f"context 'nope' is not in {harness.kubeconfig}" in missing.stderr
         # The kubeconfig's own address for the workload cluster is loopback: refused with a hint.
-        raw = run("local.cluster", "add", SITE, env=_admin_env(harness))
+        raw = run("local", "argocd/cluster/add", SITE, env=_admin_env(harness))
         assert raw.code == 1 and "is this machine's loopback" in raw.stderr, raw.output
     finally:
         (harness.sites / SITE / "argocd/clusters.off").rename(
@@ -252,7 +256,7 @@ def _secret(harness: Harness, name: str) -> dict[str, Any]:
 def test_secrets_plan_apply_round_trip(harness: Harness) -> None:
     (harness.sites / SITE / "argocd/secrets.toml").write_text(SECRETS_TOML)
     env = harness.env(**SECRET_ENV)
-    plan = run("local.secrets", "plan", SITE, env=env)
+    plan = run("local", "kubernetes/secret/plan", SITE, env=env)
     assert plan.code == 0, plan.output
     assert (
         "create    Secret argocd/argocd-image-updater-gitops-writeback key password" in plan.stdout
@@ -261,7 +265,7 @@ def test_secrets_plan_apply_round_trip(harness: Harness) -> None:
         "create    Secret argocd/argocd-image-updater-ghcr-pull key .dockerconfigjson"
         in plan.stdout
     )
-    applied = run("local.secrets", "apply", SITE, env=env)
+    applied = run("local", "kubernetes/secret/apply", SITE, env=env)
     assert applied.code == 0, applied.output
     writeback = _secret(harness, "argocd-image-updater-gitops-writeback")
     assert writeback["type"] == "Opaque"
@@ -271,7 +275,7 @@ def test_secrets_plan_apply_round_trip(harness: Harness) -> None:
     assert pull["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))
     assert base64.b64decode(config["auths"]["ghcr.io"]["auth"]).decode() == f"ghcr-bot:{GHCR_TOKEN}"
-    again = run("local.secrets", "plan", SITE, env=env)
+    again = run("local", "kubernetes/secret/plan", SITE, env=env)
     assert [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * 3
     for result in (plan, applied, again):
         _clean(harness, result)
@@ -280,8 +284,8 @@ def test_secrets_plan_apply_round_trip(harness: Harness) -> None:
 def test_secrets_changed_token_updates_only_its_key(harness: Harness) -> None:
     env = harness.env(**dict(SECRET_ENV, GITOPS_WRITEBACK_TOKEN=WRITEBACK_TOKEN + "-2"))
     result = run(
-        "local.secrets",
-        "plan",
+        "local",
+        "kubernetes/secret/plan",
         SITE,
         env=dict(env, KUBERNETES_SECRET="argocd-image-updater-gitops-writeback"),
     )
@@ -295,7 +299,7 @@ def test_secrets_changed_token_updates_only_its_key(harness: Harness) -> None:
 def test_a_missing_variable_is_named_and_nothing_applies(harness: Harness) -> None:
     env = harness.env(**{k: v for k, v in SECRET_ENV.items() if k != "GHCR_PULL_TOKEN"})
     env["GITOPS_WRITEBACK_TOKEN"] = "would-change"
-    result = run("local.secrets", "apply", SITE, env=env)
+    result = run("local", "kubernetes/secret/apply", SITE, env=env)
     assert result.code == 1
     assert "GHCR_PULL_TOKEN (Secret argocd-image-updater-ghcr-pull)" in result.stderr
     assert "nothing was applied" in result.stderr
@@ -311,7 +315,7 @@ def test_an_unreachable_repository_fails_with_argocds_message(harness: Harness) 
         '[[repositories]]\nname = "nowhere"\nurl = "http://127.0.0.1:9/org/nowhere.git"\n'
         'username = "bot"\ntoken_env = "REPO_TOKEN"\n'
     )
-    result = run("local.repo", "add", SITE, env=_admin_env(harness, REPO_TOKEN=REPO_TOKEN))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness, REPO_TOKEN=REPO_TOKEN))
     assert result.code == 1, result.output
     assert "nowhere: connection Failed:" in result.stdout
     assert "connection refused" in result.stdout.lower()
@@ -319,7 +323,7 @@ def test_an_unreachable_repository_fails_with_argocds_message(harness: Harness) 
 
 
 def test_a_missing_token_is_named_before_anything_changes(harness: Harness) -> None:
-    result = run("local.repo", "add", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness))
     assert result.code == 1
     assert "export REPO_TOKEN" in result.stderr and "nothing was changed" in result.stderr
 
@@ -363,17 +367,17 @@ token_env = "GIT_TOKEN"
 """,
     )
     env = _admin_env(harness, GIT_TOKEN=GIT_TOKEN)
-    result = run("local.repo", "add", SITE, env=env)
+    result = run("local", "argocd/repo/add", SITE, env=env)
     assert result.code == 0, result.output
     assert "public: connection Successful" in result.stdout
     assert "private: connection Successful" in result.stdout
     stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
     assert (stored["username"], stored["password"]) == (GIT_USER, GIT_TOKEN)
-    again = run("local.repo", "add", SITE, env=env)
+    again = run("local", "argocd/repo/add", SITE, env=env)
     assert again.code == 0, again.output
     assert "private: unchanged repository" in again.stdout
     assert " create " not in again.stdout and " update " not in again.stdout
-    listed = run("local.repo", "list", SITE, env=env)
+    listed = run("local", "argocd/repo/list", SITE, env=env)
     assert listed.code == 0, listed.output
     assert f"private  {git_server}/private/gitops.git  git  Successful" in listed.stdout
     for item in (result, again, listed):
@@ -383,7 +387,7 @@ token_env = "GIT_TOKEN"
 def test_a_wrong_token_fails_and_the_stored_credentials_stay(
     harness: Harness, git_server: str
 ) -> None:
-    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN="wrong-token"))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness, GIT_TOKEN="wrong-token"))
     assert result.code == 1, result.output
     assert "private: connection Failed:" in result.stdout
     assert "authentication required" in result.stdout.lower()
@@ -394,7 +398,7 @@ def test_a_wrong_token_fails_and_the_stored_credentials_stay(
 def test_an_upsert_carries_the_credentials(harness: Harness, git_server: str) -> None:
     text = (harness.sites / SITE / "argocd/repositories.toml").read_text()
     _repositories(harness, text.replace('name = "private"', 'name = "private-renamed"'))
-    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
     assert result.code == 0, result.output
     assert "private-renamed: update    repository" in result.stdout
     stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
@@ -417,7 +421,7 @@ username = "{GIT_USER}"
 token_env = "GIT_TOKEN"
 """,
     )
-    result = run("local.repo", "add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness, GIT_TOKEN=GIT_TOKEN))
     assert result.code == 0, result.output
     assert f"template {git_server}/private: create    repo-creds" in result.stdout
     assert "other: connection Successful" in result.stdout
@@ -444,7 +448,7 @@ ssh_key_file = "{key}"
 ssh_known_hosts = ["[127.0.0.1]:9 {public[0]} {public[1]}"]
 """,
     )
-    result = run("local.repo", "add", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness))
     assert "known hosts: create    SSH known host [127.0.0.1]:9 ssh-ed25519" in result.stdout, (
         result.output
     )
@@ -461,7 +465,7 @@ ssh_known_hosts = ["[127.0.0.1]:9 {public[0]} {public[1]}"]
     assert f"[127.0.0.1]:9 ssh-ed25519 {public[1]}" in known
     # Nothing listens on port 9: Argo CD's own connection error, and a non-zero exit.
     assert result.code == 1 and "over-ssh: connection Failed:" in result.stdout
-    again = run("local.repo", "add", SITE, env=_admin_env(harness))
+    again = run("local", "argocd/repo/add", SITE, env=_admin_env(harness))
     assert "known hosts: unchanged SSH known host [127.0.0.1]:9" in again.stdout
     key_body = "".join(private.splitlines()[1:-1])
     for item in (result, again):
@@ -517,7 +521,9 @@ def test_no_credentials_says_what_to_provide(harness: Harness) -> None:
     env = harness.env()
     env["ARGOCD_INITIAL_SECRET_FROM"] = "context"
     (harness.sites / SITE / "argocd/repositories.toml").unlink()
-    result = run("local.cluster", "add", SITE, env=dict(env, ARGOCD_PASSWORD="wrong-password-once"))
+    result = run(
+        "local", "argocd/cluster/add", SITE, env=dict(env, ARGOCD_PASSWORD="wrong-password-once")
+    )
     assert result.code == 1
     assert "refused the password of user admin from ARGOCD_PASSWORD" in result.stderr
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
@@ -525,7 +531,7 @@ def test_no_credentials_says_what_to_provide(harness: Harness) -> None:
 
 
 def test_the_initial_secret_logs_in_when_nothing_else_is_given(harness: Harness) -> None:
-    result = run("local.cluster", "add", SITE, env=harness.env())
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env())
     assert result.code == 0, result.output
     _clean(harness, result)
 
@@ -534,7 +540,7 @@ def test_an_auth_token_is_used_as_is(harness: Harness) -> None:
     client = Client(harness.url)
     client.login("admin", harness.initial_password() or "", "test")
     token = str(client._token)
-    result = run("local.cluster", "add", SITE, env=harness.env(ARGOCD_AUTH_TOKEN=token))
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env(ARGOCD_AUTH_TOKEN=token))
     assert result.code == 0, result.output
     _clean(harness, result, _canaries(harness) + [token])
 
@@ -544,14 +550,14 @@ def test_an_auth_token_is_used_as_is(harness: Harness) -> None:
 
 def test_phase_dry_lists_per_object_and_a_second_run_changes_nothing(harness: Harness) -> None:
     env = _admin_env(harness, **SECRET_ENV)
-    dry = run("local.phase", SITE, "--dry", env=env)
+    dry = run("local", "local/phase", SITE, "--dry", env=env)
     assert dry.code == 0, dry.output
     assert f"cluster {CLUSTER_NAME}: unchanged Argo CD cluster" in dry.stdout
     assert (
         "secret: unchanged Secret argocd/argocd-image-updater-ghcr-pull key .dockerconfigjson"
         in dry.stdout
     )
-    applied = run("local.phase", SITE, env=env)
+    applied = run("local", "local/phase", SITE, env=env)
     assert applied.code == 0, applied.output
     assert not [
         line for line in applied.stdout.splitlines() if " create " in line or " update " in line
@@ -561,7 +567,7 @@ def test_phase_dry_lists_per_object_and_a_second_run_changes_nothing(harness: Ha
 
 
 def test_doctor_reports_each_check(harness: Harness) -> None:
-    result = run("local.doctor", SITE, env=_admin_env(harness))
+    result = run("local", "argocd/doctor", SITE, env=_admin_env(harness))
     assert (
         f"ok    cluster {CLUSTER_NAME}: {harness.workload_server}: Successful" in result.stdout
     ), result.output
@@ -579,7 +585,7 @@ def test_doctor_reports_each_check(harness: Harness) -> None:
 
 def test_password_show_prints_the_initial_password_on_request(harness: Harness) -> None:
     initial = harness.initial_password()
-    result = run("local.password", "show", SITE, env=harness.env())
+    result = run("local", "argocd/password", SITE, env=harness.env())
     assert result.code == 0 and result.stdout.strip() == initial
 
 
@@ -590,8 +596,8 @@ def test_password_update_changes_proves_and_deletes_the_initial_secret(harness: 
     old.login("admin", initial, "test")
     canaries = _canaries(harness) + [initial]
     result = run(
-        "local.password",
-        "update",
+        "local",
+        "argocd/password/update",
         SITE,
         "--yes",
         env=harness.env(ARGOCD_NEW_PASSWORD=NEW_PASSWORD),
@@ -604,12 +610,12 @@ def test_password_update_changes_proves_and_deletes_the_initial_secret(harness: 
     with pytest.raises(LoginFailed):
         Client(harness.url).login("admin", initial, "the old password")
     assert not old.userinfo().get("loggedIn")  # the old token stopped working
-    shown = run("local.password", "show", SITE, env=harness.env())
+    shown = run("local", "argocd/password", SITE, env=harness.env())
     assert shown.code == 1 and "no longer exists" in shown.stderr
 
 
 def test_without_credentials_one_line_says_what_to_provide(harness: Harness) -> None:
-    result = run("local.cluster", "add", SITE, env=harness.env())
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env())
     assert result.code == 1
     assert result.stderr.splitlines()[-1] == (
         "no Argo CD credentials for admin (argocd-initial-admin-secret no longer exists): set "
@@ -623,7 +629,7 @@ def test_a_site_that_declares_nothing_skips_the_phase_in_one_line(harness: Harne
     for name in ("secrets.toml", "repositories.toml"):
         (site / name).unlink(missing_ok=True)
     (site / "clusters.toml").write_text("clusters = []\n")
-    result = run("local.phase", SITE, env=harness.env())
+    result = run("local", "local/phase", SITE, env=harness.env())
     assert result.code == 0, result.output
     assert result.stdout == (
         f"local phase: site {SITE} declares no cluster, repository or Secret: skipped\n"

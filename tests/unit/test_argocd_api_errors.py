@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import urllib.error
 
-from local.argocd_api import Client
+from local.argocd.api import Client
 
 
 def test_dns_failure_names_the_host_and_the_settings_to_check() -> None:

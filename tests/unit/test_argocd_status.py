@@ -1,4 +1,4 @@
-"""Tests of local.status's pure parts: the model, the summary, Event selection, the
+"""Tests of local.argocd.status's pure parts: the model, the summary, Event selection, the
 Argo CD API check (against a stand-in HTTP server on 127.0.0.1) and the CLI's argument and site
 handling. Reading a real cluster is tested in tests/lab/test_argocd_status.py."""
 
@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from local.phase import _api_not_ready
-from local.status import (
+from local.argocd.status import (
     ARGOCD_CRDS,
     EXPECTED_WORKLOADS,
     Status,
     Workload,
     check_api,
-    main,
     summary,
     workload_events,
 )
+from local.cli import main
+from local.phase import _api_not_ready
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -368,7 +368,7 @@ def test_check_api_fails_on_answers_that_are_not_an_argocd_version(
 def test_main_accepts_wait_and_returns_2_for_an_unknown_site(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["no-such-site", "--wait", "5"]) == 2
+    assert main(["argocd/status", "no-such-site", "--wait", "5"]) == 2
     err = capsys.readouterr().err
     assert "site directory not found" in err
     assert "no-such-site" in err
@@ -377,7 +377,7 @@ def test_main_accepts_wait_and_returns_2_for_an_unknown_site(
 @pytest.mark.parametrize("wait", ["soon", "-1", "nan"])
 def test_main_rejects_a_wait_that_is_not_seconds(wait: str) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["lab", "--wait", wait])
+        main(["argocd/status", "lab", "--wait", wait])
     assert exc.value.code == 2
 
 
@@ -388,13 +388,13 @@ def test_main_returns_2_when_the_context_is_not_in_the_kubeconfig(
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("KUBECTX", "nowhere/k3s")
-    assert main(["lab"]) == 2
+    assert main(["argocd/status", "lab"]) == 2
     err = capsys.readouterr().err
     assert f"kubeconfig {kubeconfig}, context nowhere/k3s: " in err
 
 
 def test_the_status_reads_the_annotation_the_deploy_writes() -> None:
-    from local import status as argocd_status
+    from local.argocd import status as argocd_status
     from tirosh import argocd
 
     assert argocd_status.SERVER_INSECURE_ANNOTATION == argocd.SERVER_INSECURE_ANNOTATION

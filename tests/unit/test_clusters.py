@@ -1,4 +1,5 @@
-"""tirosh.clusters: the profile's cluster, the list form, and the kubeconfig checks."""
+"""Workload clusters: the profile's cluster, the list form of clusters.toml (read by the site
+model), and the kubeconfig checks of tirosh.clusters."""
 
 from __future__ import annotations
 
@@ -10,16 +11,28 @@ from tirosh.clusters import (
     ContextProblem,
     WorkloadCluster,
     is_loopback_url,
-    load_clusters,
     resolve_server,
 )
 from tirosh.site import SiteError
+from tirosh.site.clusters_file import read_clusters
+from tirosh.site.reader import read_alone
 
 FILE = "argocd/clusters.toml"
 
 
+def load_clusters(
+    site: Path, context: str, name: str, environ: dict[str, str]
+) -> list[WorkloadCluster]:
+    """The clusters the site model reads from ``site`` (``sites/<name>`` under a root)."""
+    path = site / FILE
+    found = read_alone(
+        lambda r, p: read_clusters(r, p, context, name), path, site.parents[1], environ
+    )
+    return list(found)
+
+
 def _site(tmp_path: Path, text: str | None) -> Path:
-    site = tmp_path / "s"
+    site = tmp_path / "sites/s"
     (site / "argocd").mkdir(parents=True, exist_ok=True)
     if text is not None:
         (site / FILE).write_text(text)

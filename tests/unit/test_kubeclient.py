@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from local import kubeclient
-from local.port_forward import kubectl_environment, port_forward_command
+from local.kube import client as kubeclient
+from local.kube.port_forward import kubectl_environment, port_forward_command
 
 KEY = base64.b64encode(b"FAKE-KEY").decode()
 CERT = base64.b64encode(b"FAKE-CERT").decode()

@@ -1,4 +1,4 @@
-"""Tests of local.port_forward's pure parts: the kubectl command line, the message when no
+"""Tests of local.kube.port_forward's pure parts: the kubectl command line, the message when no
 argocd-server pod runs, and the CLI's site handling. The pod check and the process handling run
 against a real API server in tests/lab/test_argocd_status.py."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from local.port_forward import (
+from local.cli import main
+from local.kube.port_forward import (
     DEFAULT_KUBECTL,
-    main,
     no_server_pod_message,
     port_forward_command,
     serving_pods,
@@ -57,7 +57,7 @@ def test_the_default_kubectl_is_the_projects_own() -> None:
 
 
 def test_main_returns_2_for_an_unknown_site(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["no-such-site"]) == 2
+    assert main(["argocd/port-forward", "no-such-site"]) == 2
     assert "site directory not found" in capsys.readouterr().err
 
 

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from local import repo as local_repo
-from local import secrets as local_secrets
+from local.argocd import known_hosts
+from local.argocd import repositories as local_repo
+from local.kube import secrets as local_secrets
 from tests.unit.site.helpers import ARGOCD, BASE, INVENTORY, K3S, PROFILE, append, rel
 from tirosh import argocd, k3s, regular_file
+from tirosh.errors import OperatorError
 from tirosh.repositories import Credentials
 from tirosh.site import SiteError, load_site
-from tirosh.sitefile import load_toml
+from tirosh.site.reader import Report, read_toml
 
 BOUND = 10  # seconds; every call here returns in milliseconds
 
@@ -113,10 +115,12 @@ def test_a_site_file_that_is_a_fifo_is_one_problem_line(repo: Path, name: str) -
 
 def test_a_local_phase_file_that_is_a_fifo_is_one_problem(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "repositories.toml")
-    problems: list = []
-    result = bounded(lambda: load_toml(tmp_path / "repositories.toml", "r.toml", problems))
+    report = Report(tmp_path, {})
+    result = bounded(lambda: read_toml(report, tmp_path / "repositories.toml", optional=True))
     assert result is None
-    assert [str(p) for p in problems] == ["r.toml: -: is a FIFO, not a regular file"]
+    assert [str(p) for p in report.problems] == [
+        "repositories.toml: -: is a FIFO, not a regular file"
+    ]
 
 
 def test_a_manifest_file_that_is_a_fifo_is_a_problem_of_that_setting(repo: Path) -> None:
@@ -150,13 +154,13 @@ def test_a_deploy_key_that_is_a_fifo_is_a_missing_secret(tmp_path: Path) -> None
 def test_an_env_file_that_is_a_fifo_is_refused_with_its_path(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / ".env")
     result = bounded(lambda: local_secrets.read_dotenv(tmp_path))
-    assert isinstance(result, ValueError)
+    assert isinstance(result, OperatorError)
     assert str(result) == f"{tmp_path / '.env'}: is a FIFO, not a regular .env file"
 
 
 def test_a_known_hosts_file_that_is_a_fifo_knows_no_host(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "known_hosts")
     result = bounded(
-        lambda: local_repo._operator_host_keys("git.example", 22, tmp_path / "known_hosts")
+        lambda: known_hosts._operator_host_keys("git.example", 22, tmp_path / "known_hosts")
     )
     assert result == []

@@ -1,4 +1,4 @@
-"""tirosh.repositories: repositories.toml, known-hosts lines, and the API bodies."""
+"""Repositories: repositories.toml as the site model reads it, known-hosts lines, API bodies."""
 
 from __future__ import annotations
 
@@ -14,20 +14,28 @@ from tirosh.repositories import (
     Template,
     covering_template,
     known_hosts_for,
-    load_repositories,
     parse_known_host,
     repo_creds_body,
     repository_body,
     ssh_host,
 )
 from tirosh.site import SiteError
+from tirosh.site.reader import read_alone
+from tirosh.site.repositories_file import read_repositories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 
+def load_repositories(site: Path, environ: dict[str, str]) -> Any:
+    """What the site model reads from ``site``'s repositories.toml, as lists."""
+    path = site / "argocd/repositories.toml"
+    repositories, templates = read_alone(read_repositories, path, site.parents[1], environ)
+    return list(repositories), list(templates)
+
+
 def _load(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> Any:
-    site = tmp_path / "s"
+    site = tmp_path / "sites/s"
     (site / "argocd").mkdir(parents=True, exist_ok=True)
     (site / "argocd/repositories.toml").write_text(text)
     return load_repositories(site, environ or {"HOME": "/home/op"})
@@ -42,7 +50,7 @@ def test_tirosh_home_declares_the_runbooks_gitops_repository() -> None:
 
 
 def test_no_file_declares_nothing(tmp_path: Path) -> None:
-    assert load_repositories(tmp_path, {}) == ([], [])
+    assert load_repositories(tmp_path / "sites/s", {}) == ([], [])
 
 
 def test_public_token_ssh_and_template(tmp_path: Path) -> None:

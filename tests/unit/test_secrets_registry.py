@@ -1,4 +1,4 @@
-"""tirosh.secrets_registry: secrets.toml, .env, values, and a plan that never shows a value."""
+"""Registered Secrets: secrets.toml as the site model reads it, .env, values, and a plan that never shows a value."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import pytest
 
 from tirosh.secrets_registry import (
     DOCKERCONFIGJSON,
-    KeyChange,
     MissingVariables,
     RegistrySecret,
     desired_data,
-    load_secrets,
+    key_change,
     parse_dotenv,
     plan,
     values,
 )
 from tirosh.site import SiteError
+from tirosh.site.reader import read_alone
+from tirosh.site.secrets_file import read_secrets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRITEBACK = RegistrySecret(
@@ -45,6 +46,11 @@ ENV = {
 }
 
 
+def load_secrets(site: Path) -> list[RegistrySecret]:
+    """What the site model reads from ``site``'s secrets.toml."""
+    return list(read_alone(read_secrets, site / "argocd/secrets.toml", site.parents[1]))
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -54,7 +60,7 @@ def test_tirosh_home_ships_the_runbooks_two_secrets() -> None:
 
 
 def test_problems_with_file_and_key(tmp_path: Path) -> None:
-    site = tmp_path / "s"
+    site = tmp_path / "sites/s"
     (site / "argocd").mkdir(parents=True)
     (site / "argocd/secrets.toml").write_text("""
 [[secrets]]
@@ -116,18 +122,18 @@ def test_plan_create_update_unchanged_never_shows_a_value() -> None:
     wanted = desired_data(WRITEBACK, ENV)
     ref = "argocd/argocd-image-updater-gitops-writeback"
     assert plan(WRITEBACK, wanted, None) == [
-        KeyChange(ref, "", "create"),
-        KeyChange(ref, "username", "create"),
-        KeyChange(ref, "password", "create"),
+        key_change(ref, "", "create"),
+        key_change(ref, "username", "create"),
+        key_change(ref, "password", "create"),
     ]
     existing = {
         "type": "Opaque",
         "data": {"username": _b64("bot"), "password": _b64("old"), "extra": _b64("x")},
     }
     changes = plan(WRITEBACK, wanted, existing)
-    assert [(c.key, c.action) for c in changes] == [
-        ("username", "unchanged"),
-        ("password", "update"),
+    assert [(c.what, c.action) for c in changes] == [
+        (f"Secret {ref} key username", "unchanged"),
+        (f"Secret {ref} key password", "update"),
     ]
     text = "\n".join(str(c) for c in changes)
     assert "update    Secret argocd/argocd-image-updater-gitops-writeback key password" in text
@@ -141,7 +147,8 @@ def test_dockerconfigjson_compares_by_meaning_and_type_changes_show() -> None:
     existing = {"type": DOCKERCONFIGJSON, "data": {".dockerconfigjson": _b64(reordered)}}
     assert [c.action for c in plan(GHCR, wanted, existing)] == ["unchanged"]
     opaque = {"type": "Opaque", "data": {".dockerconfigjson": _b64(reordered)}}
-    assert [(c.key, c.action) for c in plan(GHCR, wanted, opaque)] == [
-        ("", "update"),
-        (".dockerconfigjson", "unchanged"),
+    ref = "argocd/argocd-image-updater-ghcr-pull"
+    assert [(c.what, c.action) for c in plan(GHCR, wanted, opaque)] == [
+        (f"Secret {ref}", "update"),
+        (f"Secret {ref} key .dockerconfigjson", "unchanged"),
     ]

@@ -1,4 +1,4 @@
-"""Load a site: read its four files, apply the overrides, check across files, build the model."""
+"""Load a site: read every file once, apply the overrides, check across files, build the model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Final
 
 from tirosh.site import model
 from tirosh.site.checks import check_kubeconfig_files, cross_check
+from tirosh.site.clusters_file import read_clusters
 from tirosh.site.environment import apply_environment
 from tirosh.site.files import (
     ArgoDraft,
@@ -22,6 +23,8 @@ from tirosh.site.files import (
 from tirosh.site.k3s_vars import K3sDraft, read_k3s_vars
 from tirosh.site.model import Problem, Site, SiteError, Vm
 from tirosh.site.reader import Report
+from tirosh.site.repositories_file import read_repositories
+from tirosh.site.secrets_file import read_secrets
 from tirosh.site.values import NAME, url_host
 
 # The repository root is the parent of the tirosh package directory (it holds sites/).
@@ -52,37 +55,30 @@ def load_site(
     k3s = read_k3s_vars(report, site_dir / model.K3S_VARS)
     argocd = read_argocd_vars(report, site_dir / model.ARGOCD_VARS)
     apply_environment(report, profile)
+    clusters = read_clusters(
+        report,
+        site_dir / model.CLUSTERS_FILE,
+        profile.argocd.get("cluster_context"),
+        profile.argocd.get("cluster_name"),
+        profile.kube.get("argocd_context"),
+    )
+    repositories, templates = read_repositories(report, site_dir / model.REPOSITORIES_FILE)
+    secrets = read_secrets(report, site_dir / model.SECRETS_FILE)
     cross_check(report, profile, inventory, k3s, argocd)
     if report.problems:
         raise SiteError(report.problems)
     site = _build_site(name, site_dir, report, profile, inventory.vms, k3s, argocd)
     check_kubeconfig_files(report, site)
-    _check_local_phase_files(report, site)
     if report.problems:
         raise SiteError(report.problems)
-    return dataclasses.replace(site, warnings=tuple(report.warnings))
-
-
-def _check_local_phase_files(report: Report, site: Site) -> None:
-    """The local phase's own files (clusters, repositories, Secrets), validated with the rest."""
-    # Imported here: these modules import tirosh.site themselves.
-    from tirosh.clusters import load_clusters
-    from tirosh.repositories import load_repositories
-    from tirosh.secrets_registry import load_secrets
-
-    access = site.argocd
-    checks = (
-        lambda: load_clusters(
-            site.root, access.cluster_context, access.cluster_name, report.environ
-        ),
-        lambda: load_repositories(site.root, report.environ),
-        lambda: load_secrets(site.root),
+    return dataclasses.replace(
+        site,
+        warnings=tuple(report.warnings),
+        clusters=clusters,
+        repositories=repositories,
+        templates=templates,
+        secrets=secrets,
     )
-    for check in checks:
-        try:
-            check()
-        except SiteError as error:
-            report.problems.extend(error.problems)
 
 
 def _unknown_site(name: str, sites: Path) -> SiteError:

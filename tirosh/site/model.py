@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from tirosh.argocd import DEFAULT_ARGOCD_VERSION, DEFAULT_MANIFEST_URL
+from tirosh.clusters import CLUSTERS_FILE, WorkloadCluster
 from tirosh.k3s import DEFAULT_RELEASE_URL
+from tirosh.repositories import REPOSITORIES_FILE, Repository, Template
+from tirosh.secrets_registry import SECRETS_FILE, RegistrySecret
 from tirosh.site import values
 
 PROFILE: Final = "profile.toml"
 INVENTORY: Final = "inventory.toml"
 K3S_VARS: Final = "k3s/vars.yml"
 ARGOCD_VARS: Final = "argocd/vars.yml"
+# The local phase's files (optional: absent, each declares nothing).
+LOCAL_PHASE_FILES: Final = (CLUSTERS_FILE, REPOSITORIES_FILE, SECRETS_FILE)
 ENVIRONMENT: Final = "environment"
 
 WORKLOADS: Final = ("k3s", "argocd", "rke2")
@@ -136,9 +141,9 @@ class ArgoCDAccess:
 
     ``target_name`` picks the management VM. The others are for the operator-side tools
     (``local/``), not the deploy: ``local.status`` reaches the API at ``server``, through a
-    port-forward when ``auto_port_forward``. Used by the local phase (validated here, read by
-    nothing yet): ``login_args``, ``cluster_context``, ``cluster_name``, to log in and register
-    the workload cluster.
+    port-forward when ``auto_port_forward``. The local phase logs in with ``login_args``;
+    ``cluster_context`` and ``cluster_name`` declare the workload cluster when the site has no
+    ``argocd/clusters.toml`` (``Site.clusters`` holds the result either way).
     """
 
     target_name: str = setting("target_name", "string", required=True)
@@ -171,7 +176,7 @@ class ArgoCD(ArgoCDAccess):
         default=DEFAULT_ARGOCD_VERSION,
         check=values.argocd_version_problem,
     )
-    # `{version}` in the URL is replaced by the version (argocd_vars.py).
+    # `{version}` in the URL is replaced by the version (files.read_argocd_vars).
     manifest_url: str = setting(
         "argocd_manifest_url",
         "string",
@@ -191,6 +196,8 @@ class ArgoCD(ArgoCDAccess):
 
 @dataclass(frozen=True)
 class Site:
+    """A validated site: every file of ``sites/<name>/``, read once, with the overrides."""
+
     name: str
     root: Path
     repo_root: Path
@@ -202,6 +209,11 @@ class Site:
     rke2: Rke2
     argocd: ArgoCD
     warnings: tuple[str, ...]
+    # The local phase's declarations (argocd/clusters.toml, repositories.toml, secrets.toml).
+    clusters: tuple[WorkloadCluster, ...] = ()
+    repositories: tuple[Repository, ...] = ()
+    templates: tuple[Template, ...] = ()
+    secrets: tuple[RegistrySecret, ...] = ()
 
     @property
     def target(self) -> Vm:
@@ -272,5 +284,17 @@ def to_dict(site: Site) -> dict[str, Any]:
             key: str(value) if isinstance(value, Path) else value
             for key, value in vars(site.argocd).items()
         },
+        "clusters": [
+            {
+                "name": c.name,
+                "context": c.context,
+                "server": c.server,
+                "namespaces": list(c.namespaces),
+            }
+            for c in site.clusters
+        ],
+        "repositories": [{"name": r.name, "url": r.url, "type": r.type} for r in site.repositories],
+        "credential_templates": [t.url for t in site.templates],
+        "secrets": [f"{s.namespace}/{s.name}" for s in site.secrets],
         "warnings": list(site.warnings),
     }

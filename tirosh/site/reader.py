@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from tirosh import inputs, kubeconfig, regular_file, strict_yaml
-from tirosh.site.model import Problem, Setting
+from tirosh.site.model import Problem, Setting, SiteError
 from tirosh.site.values import k8s_name_problem
 
 try:
@@ -24,6 +25,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 only
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 _MISSING: Final = object()
+T = TypeVar("T")
+ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def describe(value: Any) -> str:
@@ -218,6 +221,38 @@ class Table:
         if path is not None and isinstance(text, str):
             self.report.warn_kubeconfig_path(f"{self.file}: {self.key_path(key)}", text, path)
 
+    def env_name(self, key: str, *, required: bool = False) -> str | None:
+        """The name of an environment variable (the value itself is never in a site file)."""
+        value = self.string(key, required=required)
+        if value is not None and not ENV_NAME.fullmatch(value):
+            self.problem(key, f"must name an environment variable (A-Z, 0-9, _), got {value!r}")
+            return None
+        return value
+
+    def k8s_name(self, key: str, *, required: bool = False) -> str | None:
+        value = self.string(key, required=required)
+        if value is not None and (reason := k8s_name_problem(value)):
+            self.problem(key, reason)
+            return None
+        return value
+
+    def entries(self, key: str) -> list[Table]:
+        """The tables of the array ``[[key]]`` (none when absent), each prefixed ``key[i]``."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem(key, f"must be an array of tables ([[{key}]])")
+            return []
+        return [
+            Table(self.report, self.file, item, self.key_path(f"{key}[{index}]"))
+            for index, item in enumerate(value)
+        ]
+
+    def allow_tables(self, allowed: tuple[str, ...]) -> None:
+        """Top-level keys of a file made of arrays of tables: anything else is unknown."""
+        for key in self.data:
+            if key not in allowed:
+                self.problem(str(key), f"unknown table (known: {', '.join(allowed)})")
+
     def table(self, key: str, *, required: bool = False) -> Table | None:
         value = self._raw(key, required)
         if value is _MISSING:
@@ -231,11 +266,13 @@ class Table:
 # --------------------------------------------------------------------------- files
 
 
-def _read_file(report: Report, path: Path) -> str | None:
+def _read_file(report: Report, path: Path, optional: bool = False) -> str | None:
     file = report.rel(path)
     try:
         return regular_file.read_text(path)
     except FileNotFoundError:
+        if optional:
+            return ""
         report.add(file, "-", "required file is missing")
     except OSError as exc:
         report.add(file, "-", f"cannot read file: {exc.strerror}")
@@ -246,8 +283,9 @@ def _read_file(report: Report, path: Path) -> str | None:
     return None
 
 
-def read_toml(report: Report, path: Path) -> Table | None:
-    text = _read_file(report, path)
+def read_toml(report: Report, path: Path, optional: bool = False) -> Table | None:
+    """The file's top table; ``optional``: an absent file is an empty one (nothing declared)."""
+    text = _read_file(report, path, optional)
     if text is None:
         return None
     try:
@@ -274,3 +312,18 @@ def read_yaml(report: Report, path: Path) -> Table | None:
         report.add(report.rel(path), "-", f"must be a mapping of variables, got {describe(data)}")
         return None
     return Table(report, report.rel(path), data)
+
+
+def read_alone(
+    read: Callable[[Report, Path], T],
+    path: Path,
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+) -> T:
+    """One site file read by ``read`` on its own (tools and tests): what it declares, or
+    SiteError listing its problems; file names are shown relative to ``root``."""
+    report = Report(root, environ or {})
+    value = read(report, path)
+    if report.problems:
+        raise SiteError(report.problems)
+    return value

@@ -14,7 +14,9 @@ from typing import Final
 
 from kubernetes import client
 
-from local import kubeclient, remote
+from local import remote
+from local.kube import client as kubeclient
+from tirosh.errors import OperatorError
 from tirosh.site import Site
 
 __all__ = ["INITIAL_SECRET", "SOURCES", "SecretAccessError", "delete", "read", "source"]
@@ -23,7 +25,7 @@ INITIAL_SECRET: Final = remote.INITIAL_SECRET
 SOURCES: Final = ("ssh", "context")
 
 
-class SecretAccessError(RuntimeError):
+class SecretAccessError(OperatorError, RuntimeError):
     """The Secret could not be read or deleted; the message says where and why."""
 
 

@@ -19,6 +19,7 @@ import yaml
 from kubernetes import client
 
 from tirosh import regular_file
+from tirosh.errors import OperatorError
 from tirosh.kubeconfig import read_regular
 
 try:  # the C loader: a multi-megabyte kubeconfig parses in milliseconds, not minutes
@@ -27,7 +28,7 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 
-class KubeconfigError(Exception):
+class KubeconfigError(OperatorError):
     """The kubeconfig cannot give a client for the context; the message says why."""
 
 

@@ -1,27 +1,24 @@
 """The Argo CD admin password: show the initial one, or change it.
 
-``python -m local.password show SITE`` (``make argocd/password``) prints the initial admin
+``make argocd/password`` prints the initial admin
 password from ``argocd-initial-admin-secret``: the only command that ever prints a password,
-and only on this request. ``python -m local.password update SITE [--yes]``
-(``make argocd/password/update``) logs in, takes the new password twice from the terminal (or
+and only on this request. ``make argocd/password/update`` logs in, takes the new password twice from the terminal (or
 ``ARGOCD_NEW_PASSWORD``), changes it through the API, proves it by logging in with it, then
 offers to delete ``argocd-initial-admin-secret`` (``--yes`` / ``ARGOCD_DELETE_INITIAL_SECRET=true``).
 """
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
-from local import cli, initial_secret
-from local.argocd_api import ArgoCDError, Client
-from local.session import open_session
-from tirosh.argocd_login import LoginArgsError
+from local.argocd import initial_secret
+from local.argocd.api import Client
+from local.argocd.session import open_session
 from tirosh.site import Site
 
-__all__ = ["main", "new_password", "show", "update"]
+__all__ = ["new_password", "show", "update"]
 
 _TRUE = ("1", "true", "yes")
 
@@ -100,22 +97,3 @@ def update(site: Site, environ: Mapping[str, str], yes: bool, tty: bool | None =
         initial_secret.delete(site, environ)
         print(f"deleted {initial_secret.INITIAL_SECRET}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.password", description=__doc__)
-    parser.add_argument("command", choices=("show", "update"))
-    parser.add_argument("site")
-    parser.add_argument("--yes", action="store_true", help="delete the initial Secret, no question")
-    args = parser.parse_args(argv)
-    env, site = cli.site_and_environ(args.site, environ)
-    if site is None:
-        return 2
-    return cli.reported(
-        lambda: show(site, env) if args.command == "show" else update(site, env, args.yes),
-        (ArgoCDError, LoginArgsError, initial_secret.SecretAccessError),
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,22 +8,21 @@ likely cause and the command that fixes it. Exit 1 when any check fails. Reads o
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kubernetes import client
 
-from local import cli, initial_secret, kubeclient
-from local.argocd_api import ArgoCDError, Client
-from local.session import endpoint, log_in, site_settings
-from tirosh.clusters import ContextProblem, load_clusters, resolve_server
-from tirosh.repositories import load_repositories
-from tirosh.secrets_registry import desired_data, load_secrets
-from tirosh.site import Site, SiteError
+from local.argocd import initial_secret
+from local.argocd.api import ArgoCDError, Client
+from local.argocd.session import endpoint, log_in, site_settings
+from local.kube import client as kubeclient
+from tirosh.clusters import ContextProblem, resolve_server
+from tirosh.plan import connection_state
+from tirosh.secrets_registry import desired_data
+from tirosh.site import Site
 
-__all__ = ["Check", "main", "run_checks"]
+__all__ = ["Check", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -97,9 +96,7 @@ def _pods(site: Site) -> Check:
 def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> list[Check]:
     checks = []
     document = kubeclient.read_kubeconfig(site.kubeconfig) or {}  # absent: no context in it
-    for declared in load_clusters(
-        site.root, site.argocd.cluster_context, site.argocd.cluster_name, environ
-    ):
+    for declared in site.clusters:
         what = f"cluster {declared.name}"
         try:
             server = resolve_server(document, site.kubeconfig, declared, site.argocd_context)
@@ -124,18 +121,16 @@ def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> li
                 )
             )
             continue
-        state = (found.get("info") or {}).get("connectionState") or {}
-        status = state.get("status") or "Unknown"
+        status, message = connection_state(found)
         checks.append(
             Check(
                 status != "Failed",
                 what,
-                f"{server}: {status} {state.get('message') or ''}".strip(),
+                f"{server}: {status} {message}".strip(),
                 f"make argocd/cluster/rotate SITE={site.name} (token), or check the route to {server}",
             )
         )
-    repositories, _ = load_repositories(site.root, environ)
-    for repository in repositories:
+    for repository in site.repositories:
         found = argocd.get_repository(repository.url)
         what = f"repository {repository.name}"
         if found is None:
@@ -143,13 +138,12 @@ def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> li
                 Check(False, what, "not registered", f"make argocd/repo/add SITE={site.name}")
             )
             continue
-        state = found.get("connectionState") or {}
-        status = state.get("status") or "Unknown"
+        status, message = connection_state(found)
         checks.append(
             Check(
                 status != "Failed",
                 what,
-                f"{status} {state.get('message') or ''}".strip(),
+                f"{status} {message}".strip(),
                 f"check the token/key and make argocd/repo/add SITE={site.name}",
             )
         )
@@ -158,7 +152,7 @@ def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> li
 
 def _secrets(site: Site) -> list[Check]:
     checks: list[Check] = []
-    registry = load_secrets(site.root)
+    registry = site.secrets
     if not registry:
         return checks
     api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
@@ -218,30 +212,8 @@ def run_checks(
             add(_argocd_checks(site, environ, argocd))
     except ArgoCDError as exc:
         add([Check(False, "Argo CD API", str(exc), f"make argocd/status SITE={site.name}")])
-    for declared in load_clusters(
-        site.root, site.argocd.cluster_context, site.argocd.cluster_name, environ
-    ):
+    for declared in site.clusters:
         fix = f"make rke2/kubeconfig/merge SITE={site.name}, or CLUSTER_KUBECTX=<context>"
         add(_context(site, declared.context, f"workload ({declared.name})", fix))
     add(_secrets(site))
     return all(check.ok for check in checks)
-
-
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.doctor", description=__doc__)
-    parser.add_argument("site")
-    args = parser.parse_args(argv)
-    env, site = cli.site_and_environ(args.site, environ)
-    if site is None:
-        return 2
-    try:
-        healthy = run_checks(site, env, lambda check: print(check, flush=True))
-    except SiteError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    print("all checks passed" if healthy else "some checks failed (fixes above)")
-    return 0 if healthy else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
-from local import kubeclient, port_forward
+from local.kube import client as kubeclient
+from local.kube import port_forward
 from tirosh.site import Site
 
 API_TIMEOUT: Final = 5.0

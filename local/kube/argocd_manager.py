@@ -19,15 +19,18 @@ from typing import Any, Final
 
 from kubernetes import client
 
+from tirosh.errors import OperatorError
+from tirosh.plan import Change
+
 __all__ = [
     "MANAGER",
     "TOKEN_SECRET",
-    "Change",
     "TokenTimeout",
     "ensure_rbac",
     "ensure_token_secret",
     "revoke",
     "wait_for_token",
+    "wanted_objects",
 ]
 
 SYSTEM_NAMESPACE: Final = "kube-system"
@@ -42,16 +45,7 @@ NAMESPACE_RULES: Final = [_ALL]
 _RBAC: Final = "rbac.authorization.k8s.io"
 
 
-@dataclass(frozen=True)
-class Change:
-    action: str  # create | update | unchanged
-    what: str
-
-    def __str__(self) -> str:
-        return f"{self.action:9} {self.what}"
-
-
-class TokenTimeout(RuntimeError):
+class TokenTimeout(OperatorError, RuntimeError):
     """kube-controller-manager did not fill the token Secret in time."""
 
 
@@ -68,144 +62,135 @@ def _plain(api: client.ApiClient, obj: Any) -> dict[str, Any]:
     return dict(api.sanitize_for_serialization(obj))
 
 
-def _subject() -> list[dict[str, str]]:
-    return [{"kind": "ServiceAccount", "name": MANAGER, "namespace": SYSTEM_NAMESPACE}]
+@dataclass(frozen=True)
+class _Kind:
+    """How one kind of argocd-manager object is read, created and replaced."""
+
+    kind: str
+    compare: tuple[str, ...]  # the fields that must equal the wanted object's
+    read: Callable[..., Any]
+    create: Callable[..., Any]
+    replace: Callable[..., Any]
+    namespaced: bool
+
+
+def _kinds(api: client.ApiClient) -> dict[str, _Kind]:
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    return {
+        "ServiceAccount": _Kind(
+            "ServiceAccount",
+            (),
+            core.read_namespaced_service_account,
+            core.create_namespaced_service_account,
+            core.replace_namespaced_service_account,
+            True,
+        ),
+        "ClusterRole": _Kind(
+            "ClusterRole",
+            ("rules",),
+            rbac.read_cluster_role,
+            rbac.create_cluster_role,
+            rbac.replace_cluster_role,
+            False,
+        ),
+        "ClusterRoleBinding": _Kind(
+            "ClusterRoleBinding",
+            ("roleRef", "subjects"),
+            rbac.read_cluster_role_binding,
+            rbac.create_cluster_role_binding,
+            rbac.replace_cluster_role_binding,
+            False,
+        ),
+        "Role": _Kind(
+            "Role",
+            ("rules",),
+            rbac.read_namespaced_role,
+            rbac.create_namespaced_role,
+            rbac.replace_namespaced_role,
+            True,
+        ),
+        "RoleBinding": _Kind(
+            "RoleBinding",
+            ("roleRef", "subjects"),
+            rbac.read_namespaced_role_binding,
+            rbac.create_namespaced_role_binding,
+            rbac.replace_namespaced_role_binding,
+            True,
+        ),
+    }
+
+
+def wanted_objects(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The ServiceAccount, and a ClusterRole + binding (or a Role + binding per namespace)."""
+    subjects = [{"kind": "ServiceAccount", "name": MANAGER, "namespace": SYSTEM_NAMESPACE}]
+    role_ref = {"apiGroup": _RBAC, "kind": "Role" if namespaces else "ClusterRole", "name": ROLE}
+    wanted: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": MANAGER, "namespace": SYSTEM_NAMESPACE},
+        }
+    ]
+    scopes: list[tuple[str, str, dict[str, str], list[dict[str, Any]]]] = (
+        [("Role", "RoleBinding", {"namespace": ns}, NAMESPACE_RULES) for ns in namespaces]
+        if namespaces
+        else [("ClusterRole", "ClusterRoleBinding", {}, CLUSTER_RULES)]
+    )
+    for role_kind, binding_kind, scope, rules in scopes:
+        wanted.append(
+            {
+                "apiVersion": f"{_RBAC}/v1",
+                "kind": role_kind,
+                "metadata": {"name": ROLE, **scope},
+                "rules": rules,
+            }
+        )
+        wanted.append(
+            {
+                "apiVersion": f"{_RBAC}/v1",
+                "kind": binding_kind,
+                "metadata": {"name": BINDING, **scope},
+                "roleRef": role_ref,
+                "subjects": subjects,
+            }
+        )
+    return wanted
 
 
 def _ensure(
-    api: client.ApiClient,
-    what: str,
-    read: Callable[[], Any],
-    create: Callable[[dict[str, Any]], Any],
-    replace: Callable[[dict[str, Any]], Any],
-    body: dict[str, Any],
-    compare: tuple[str, ...],
-    dry: bool,
+    api: client.ApiClient, kind: _Kind, body: dict[str, Any], subject: str, dry: bool
 ) -> Change:
-    existing = _get(read)
+    name, namespace = body["metadata"]["name"], body["metadata"].get("namespace")
+    key = (name, namespace) if kind.namespaced else (name,)
+    what = f"{kind.kind} {namespace}/{name}" if namespace else f"{kind.kind} {name}"
+    existing = _get(partial(kind.read, *key))
     if existing is None:
         if not dry:
-            create(body)
-        return Change("create", what)
+            kind.create(*key[1:], body)
+        return Change(subject, "create", what)
     current = _plain(api, existing)
-    if all(current.get(key) == body.get(key) for key in compare):
-        return Change("unchanged", what)
+    if all(current.get(field) == body.get(field) for field in kind.compare):
+        return Change(subject, "unchanged", what)
     if not dry:
-        body = dict(
-            body,
-            metadata=dict(body["metadata"], resourceVersion=current["metadata"]["resourceVersion"]),
-        )
-        replace(body)
-    return Change("update", what)
+        version = current["metadata"]["resourceVersion"]
+        kind.replace(*key, dict(body, metadata=dict(body["metadata"], resourceVersion=version)))
+    return Change(subject, "update", what)
 
 
-def ensure_rbac(api: client.ApiClient, namespaces: tuple[str, ...], dry: bool) -> list[Change]:
-    """The ServiceAccount, and the ClusterRole + binding (or a Role + binding per namespace)."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    sa = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": MANAGER, "namespace": SYSTEM_NAMESPACE},
-    }
-    changes = [
-        _ensure(
-            api,
-            f"ServiceAccount {SYSTEM_NAMESPACE}/{MANAGER}",
-            lambda: core.read_namespaced_service_account(MANAGER, SYSTEM_NAMESPACE),
-            lambda b: core.create_namespaced_service_account(SYSTEM_NAMESPACE, b),
-            lambda b: core.replace_namespaced_service_account(MANAGER, SYSTEM_NAMESPACE, b),
-            sa,
-            (),
-            dry,
-        )
-    ]
-    role_ref = {"apiGroup": _RBAC, "kind": "Role" if namespaces else "ClusterRole", "name": ROLE}
-    if not namespaces:
-        role = {
-            "apiVersion": f"{_RBAC}/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": ROLE},
-            "rules": CLUSTER_RULES,
-        }
-        binding = {
-            "apiVersion": f"{_RBAC}/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": BINDING},
-            "roleRef": role_ref,
-            "subjects": _subject(),
-        }
-        changes.append(
-            _ensure(
-                api,
-                f"ClusterRole {ROLE}",
-                lambda: rbac.read_cluster_role(ROLE),
-                rbac.create_cluster_role,
-                lambda b: rbac.replace_cluster_role(ROLE, b),
-                role,
-                ("rules",),
-                dry,
-            )
-        )
-        changes.append(
-            _ensure(
-                api,
-                f"ClusterRoleBinding {BINDING}",
-                lambda: rbac.read_cluster_role_binding(BINDING),
-                rbac.create_cluster_role_binding,
-                lambda b: rbac.replace_cluster_role_binding(BINDING, b),
-                binding,
-                ("roleRef", "subjects"),
-                dry,
-            )
-        )
-        return changes
-    for ns in namespaces:
-        role = {
-            "apiVersion": f"{_RBAC}/v1",
-            "kind": "Role",
-            "metadata": {"name": ROLE, "namespace": ns},
-            "rules": NAMESPACE_RULES,
-        }
-        binding = {
-            "apiVersion": f"{_RBAC}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": BINDING, "namespace": ns},
-            "roleRef": role_ref,
-            "subjects": _subject(),
-        }
-        changes.append(
-            _ensure(
-                api,
-                f"Role {ns}/{ROLE}",
-                partial(rbac.read_namespaced_role, ROLE, ns),
-                partial(rbac.create_namespaced_role, ns),
-                partial(rbac.replace_namespaced_role, ROLE, ns),
-                role,
-                ("rules",),
-                dry,
-            )
-        )
-        changes.append(
-            _ensure(
-                api,
-                f"RoleBinding {ns}/{BINDING}",
-                partial(rbac.read_namespaced_role_binding, BINDING, ns),
-                partial(rbac.create_namespaced_role_binding, ns),
-                partial(rbac.replace_namespaced_role_binding, BINDING, ns),
-                binding,
-                ("roleRef", "subjects"),
-                dry,
-            )
-        )
-    return changes
+def ensure_rbac(
+    api: client.ApiClient, namespaces: tuple[str, ...], subject: str, dry: bool
+) -> list[Change]:
+    """Create or replace each argocd-manager object that is missing or differs."""
+    kinds = _kinds(api)
+    return [_ensure(api, kinds[o["kind"]], o, subject, dry) for o in wanted_objects(namespaces)]
 
 
-def ensure_token_secret(api: client.ApiClient, dry: bool) -> Change:
+def ensure_token_secret(api: client.ApiClient, subject: str, dry: bool) -> Change:
     """The token Secret that kube-controller-manager fills with the ServiceAccount's token."""
     core = client.CoreV1Api(api)
     what = f"Secret {SYSTEM_NAMESPACE}/{TOKEN_SECRET}"
     if _get(lambda: core.read_namespaced_secret(TOKEN_SECRET, SYSTEM_NAMESPACE)) is not None:
-        return Change("unchanged", what)
+        return Change(subject, "unchanged", what)
     if not dry:
         core.create_namespaced_secret(
             SYSTEM_NAMESPACE,
@@ -220,10 +205,10 @@ def ensure_token_secret(api: client.ApiClient, dry: bool) -> Change:
                 },
             },
         )
-    return Change("create", what)
+    return Change(subject, "create", what)
 
 
-def revoke(api: client.ApiClient, dry: bool) -> list[Change]:
+def revoke(api: client.ApiClient, subject: str, dry: bool) -> list[Change]:
     """Delete the ServiceAccount and its token Secret, so that new ones replace them.
 
     A legacy token's claims are the Secret's and the ServiceAccount's names and the
@@ -244,7 +229,8 @@ def revoke(api: client.ApiClient, dry: bool) -> list[Change]:
     ):
         if _get(partial(read, name, SYSTEM_NAMESPACE)) is None:
             continue
-        changes.append(Change("delete", f"{kind} {SYSTEM_NAMESPACE}/{name} (revokes the token)"))
+        what = f"{kind} {SYSTEM_NAMESPACE}/{name} (revokes the token)"
+        changes.append(Change(subject, "delete", what))
         if not dry:
             delete(name, SYSTEM_NAMESPACE)
             _wait_gone(partial(read, name, SYSTEM_NAMESPACE), f"{kind} {SYSTEM_NAMESPACE}/{name}")

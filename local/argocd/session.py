@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from local import port_forward
-from local.argocd_api import ArgoCDError, Client
+from local.argocd.api import ArgoCDError, Client
+from local.kube import port_forward
 from tirosh.argocd_login import Settings, settings
+from tirosh.errors import OperatorError
 from tirosh.redact import Redacted
 from tirosh.site import Site
 
@@ -119,7 +120,7 @@ def log_in(
     if user == "admin" and initial_password is not None:
         try:
             initial = initial_password()
-        except RuntimeError as exc:  # SSH or API failure: the next source may still work
+        except OperatorError as exc:  # SSH or API failure: the next source may still work
             initial, unreadable = None, f" ({exc})"
         if initial:
             source = "argocd-initial-admin-secret"

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
+from tirosh.errors import OperatorError
 from tirosh.redact import Redacted
 
 __all__ = ["ArgoCDError", "Client", "LoginFailed", "PORT_FORWARD_HINT"]
@@ -37,7 +38,7 @@ PORT_FORWARD_HINT: Final = (
 PARALLEL_REQUESTS: Final = 4
 
 
-class ArgoCDError(Exception):
+class ArgoCDError(OperatorError):
     """A failed API call; ``str()`` is one actionable line, ``status`` the HTTP status if any."""
 
     def __init__(self, message: str, status: int | None = None, api_message: str = "") -> None:

@@ -6,32 +6,28 @@ argocd-server still runs with an older ``server.insecure`` than configured, and,
 workload that is not ready, the latest Events about it. ``summary`` turns that into one screen
 of plain text. Secrets are never read.
 
-Usage: ``python -m local.status SITE [--wait SECONDS]`` (exit 0 healthy, 1 not, 2 for
-a site or kubeconfig problem).
+``make argocd/status`` (``local.commands``): exit 0 healthy, 1 not, 2 for a site or kubeconfig
+problem.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import urllib3
 from kubernetes import client
 
-from local import kubeclient
-from local.api_check import ApiCheck, check_api, one_line, site_api_check
+from local.argocd.api_check import ApiCheck, check_api, one_line
 from tirosh.argocd import (
     PARAMS_CONFIGMAP,
     SERVER_DEPLOYMENT,
     SERVER_INSECURE_ANNOTATION,
     SERVER_INSECURE_KEY,
 )
-from tirosh.site import load_or_report
 
 __all__ = [
     "ARGOCD_CRDS",
@@ -41,7 +37,6 @@ __all__ = [
     "Status",
     "Workload",
     "check_api",
-    "main",
     "read_status",
     "summary",
     "wait_for_rollout",
@@ -339,49 +334,3 @@ def seconds(text: str) -> float:
     if not value >= 0:  # also rejects nan
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
     return value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.status",
-        description="Health of Argo CD on the site's management cluster (exit 0 when healthy).",
-    )
-    parser.add_argument("site")
-    parser.add_argument(
-        "--wait",
-        type=seconds,
-        metavar="SECONDS",
-        help="first wait up to SECONDS for every workload to become ready",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    site = load_or_report(args.site)
-    if site is None:
-        return 2
-    context, namespace = site.argocd_context, site.argocd.namespace
-    try:
-        # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
-        api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), context)
-    except (kubeclient.KubeconfigError, OSError) as exc:
-        print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
-        return 2
-    print(f"site {site.name}: context {context}, kubeconfig {site.kubeconfig}", flush=True)
-    try:
-        if args.wait is not None:
-            print(f"waiting up to {args.wait:g} s for the Argo CD rollout...", flush=True)
-            wait_for_rollout(api, namespace, args.wait)
-        status = read_status(api, namespace, site_api_check(site))
-    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-        print(f"cannot read Argo CD's state through context {context}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        api.close()
-    print(summary(status))
-    return 0 if status.healthy else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

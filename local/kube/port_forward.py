@@ -8,7 +8,6 @@ runs: kubectl's own error for a Service without a running pod is much less clear
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -21,11 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import urllib3
 from kubernetes import client
 
-from local import kubeclient
-from tirosh.site import load_or_report
+from local.kube import client as kubeclient
+from tirosh.errors import OperatorError
 
 __all__ = [
     "DEFAULT_KUBECTL",
@@ -33,7 +31,6 @@ __all__ = [
     "PortForwardError",
     "SERVER_SELECTOR",
     "argocd_server",
-    "main",
     "no_server_pod_message",
     "port_forward_command",
     "serving_server_pods",
@@ -50,11 +47,11 @@ LISTEN_TIMEOUT = 15.0
 STOP_GRACE = 5.0
 
 
-class NoServerPod(RuntimeError):
+class NoServerPod(OperatorError, RuntimeError):
     """No argocd-server pod is Running and Ready: there is nothing to forward to."""
 
 
-class PortForwardError(RuntimeError):
+class PortForwardError(OperatorError, RuntimeError):
     """kubectl port-forward did not start listening (its stderr is in the message)."""
 
 
@@ -129,7 +126,7 @@ def _files(kubeconfig: Path | Sequence[Path]) -> tuple[Path, ...]:
     return (Path(kubeconfig),) if isinstance(kubeconfig, str | Path) else tuple(kubeconfig)
 
 
-def _server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str) -> str:
+def server_pod(kubeconfig: Path | Sequence[Path], context: str, namespace: str) -> str:
     """The argocd-server pod to forward to (the newest serving one); NoServerPod if none."""
     api = kubeclient.api_client(_files(kubeconfig), context)
     try:
@@ -214,7 +211,7 @@ def argocd_server(
     Raises NoServerPod when no argocd-server pod is Running and Ready, PortForwardError when kubectl
     does not start listening within 15 s. kubectl is stopped and reaped on exit.
     """
-    pod = _server_pod(kubeconfig, context, namespace)
+    pod = server_pod(kubeconfig, context, namespace)
     if _port_in_use(local_port):
         raise PortForwardError(f"{LOOPBACK}:{local_port} is already in use")
     command = port_forward_command(kubectl, kubeconfig, context, namespace, local_port, pod)
@@ -234,40 +231,3 @@ def argocd_server(
             yield f"http://{LOOPBACK}:{local_port}"
         finally:
             _stop(process)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.port_forward",
-        description=f"Forward {LOOPBACK}:{DEFAULT_LOCAL_PORT} to the site's argocd-server.",
-    )
-    parser.add_argument("site")
-    args = parser.parse_args(argv)
-    site = load_or_report(args.site)
-    if site is None:
-        return 2
-    context, namespace = site.argocd_context, site.argocd.namespace
-    # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
-    files = kubeclient.kubeconfig_files(site.kubeconfig)
-    try:
-        pod = _server_pod(files, context, namespace)
-    except NoServerPod as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except kubeclient.KubeconfigError as exc:
-        print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
-        return 2
-    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-        print(f"cannot list argocd-server pods (context {context}): {exc}", file=sys.stderr)
-        return 1
-    command = port_forward_command(
-        DEFAULT_KUBECTL, files, context, namespace, DEFAULT_LOCAL_PORT, pod
-    )
-    print(f"argocd-server on http://{LOOPBACK}:{DEFAULT_LOCAL_PORT} (Ctrl-C stops)", flush=True)
-    # Foreground: kubectl replaces this process, so Ctrl-C and its exit code are kubectl's.
-    os.execve(command[0], command, kubectl_environment(files))
-    return 1  # pragma: no cover - execv does not return
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

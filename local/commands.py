@@ -1,0 +1,227 @@
+"""The operator commands, one function each, named as their Make targets.
+
+Each gets an ``Invocation`` (the validated site, the environment, its options) from the frame
+in ``local.cli`` and returns its exit code; expected failures are raised as
+``tirosh.errors.OperatorError`` and become one line there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import urllib3
+from kubernetes import client
+
+from local import phase
+from local.argocd import clusters, doctor, initial_secret, password, repositories, status
+from local.argocd.api_check import site_api_check
+from local.argocd.session import open_session, site_settings
+from local.cli import Invocation, command, option
+from local.kube import client as kubeclient
+from local.kube import port_forward, secrets
+from tirosh.plan import Plan
+
+_DRY = option("--dry", action="store_true", help="only say what would change")
+
+
+def _print(plan: Plan) -> int:
+    for line in plan.lines():
+        print(line, flush=True)
+    return 1 if plan.failed else 0
+
+
+def _initial(run: Invocation):  # noqa: ANN202 - a password source for the login
+    return lambda: initial_secret.read(run.site, run.environ)
+
+
+# --------------------------------------------------------------------------- Argo CD
+
+
+@command(
+    "argocd/status",
+    "Argo CD health on the management cluster (exit 0 when healthy)",
+    option(
+        "--wait",
+        type=status.seconds,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for every workload to become ready",
+    ),
+)
+def argocd_status(run: Invocation) -> int:
+    site = run.site
+    context, namespace = site.argocd_context, site.argocd.namespace
+    try:
+        # As kubectl: the site's kubeconfig, then the rest of a KUBECONFIG list.
+        api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), context)
+    except (kubeclient.KubeconfigError, OSError) as exc:
+        print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
+        return 2
+    print(f"site {site.name}: context {context}, kubeconfig {site.kubeconfig}", flush=True)
+    try:
+        if run.args.wait is not None:
+            print(f"waiting up to {run.args.wait:g} s for the Argo CD rollout...", flush=True)
+            status.wait_for_rollout(api, namespace, run.args.wait)
+        state = status.read_status(api, namespace, site_api_check(site))
+    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        print(f"cannot read Argo CD's state through context {context}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        api.close()
+    print(status.summary(state))
+    return 0 if state.healthy else 1
+
+
+@command("argocd/port-forward", "svc/argocd-server on 127.0.0.1:8080 (foreground)")
+def argocd_port_forward(run: Invocation) -> int:
+    site = run.site
+    context, namespace = site.argocd_context, site.argocd.namespace
+    files = kubeclient.kubeconfig_files(site.kubeconfig)
+    try:
+        pod = port_forward.server_pod(files, context, namespace)
+    except kubeclient.KubeconfigError as exc:
+        print(f"kubeconfig {site.kubeconfig}, context {context}: {exc}", file=sys.stderr)
+        return 2
+    except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        print(f"cannot list argocd-server pods (context {context}): {exc}", file=sys.stderr)
+        return 1
+    local_port = port_forward.DEFAULT_LOCAL_PORT
+    argv = port_forward.port_forward_command(
+        port_forward.DEFAULT_KUBECTL, files, context, namespace, local_port, pod
+    )
+    print(
+        f"argocd-server on http://{port_forward.LOOPBACK}:{local_port} (Ctrl-C stops)", flush=True
+    )
+    # Foreground: kubectl replaces this process, so Ctrl-C and its exit code are kubectl's.
+    os.execve(argv[0], argv, port_forward.kubectl_environment(files))
+    return 1  # pragma: no cover - execve does not return
+
+
+@command("argocd/password", "print the initial admin password (argocd-initial-admin-secret)")
+def argocd_password(run: Invocation) -> int:
+    return password.show(run.site, run.environ)
+
+
+@command(
+    "argocd/password/update",
+    "change the admin password (typed twice, or ARGOCD_NEW_PASSWORD)",
+    option("--yes", action="store_true", help="delete the initial Secret, no question"),
+)
+def argocd_password_update(run: Invocation) -> int:
+    return password.update(run.site, run.environ, run.args.yes)
+
+
+def _clusters(run: Invocation, rotate: bool) -> int:
+    site = run.site
+    if run.args.dry:
+        return _print(clusters.register_clusters(site, None, rotate, dry=True))
+    with open_session(site, run.environ, _initial(run)) as (argocd, _):
+        result = clusters.register_clusters(site, argocd, rotate=rotate)
+    if not site.clusters:
+        print(f"site {site.name}: no workload cluster declared")
+    return _print(result)
+
+
+@command("argocd/cluster/add", "register the workload cluster(s) with a ServiceAccount token", _DRY)
+def argocd_cluster_add(run: Invocation) -> int:
+    return _clusters(run, rotate=False)
+
+
+@command("argocd/cluster/rotate", "revoke the cluster token and register a new one", _DRY)
+def argocd_cluster_rotate(run: Invocation) -> int:
+    return _clusters(run, rotate=True)
+
+
+def _prompt(run: Invocation) -> bool:
+    return site_settings(run.site, run.environ).prompts and sys.stdin.isatty()
+
+
+@command("argocd/repo/add", "register the site's repositories and credential templates", _DRY)
+def argocd_repo_add(run: Invocation) -> int:
+    site = run.site
+    found = repositories.gather_secrets(site, run.environ, _prompt(run))
+    if run.args.dry:
+        return _print(repositories.register_repositories(site, None, run.environ, found, True))
+    with open_session(site, run.environ, _initial(run)) as (argocd, _):
+        result = repositories.register_repositories(site, argocd, run.environ, found)
+    if not site.repositories and not site.templates:
+        print(f"site {site.name}: no repository declared")
+    return _print(result)
+
+
+@command("argocd/repo/list", "the repositories Argo CD has, against the site's")
+def argocd_repo_list(run: Invocation) -> int:
+    with open_session(run.site, run.environ, _initial(run)) as (argocd, _):
+        return repositories.list_repositories(run.site, argocd)
+
+
+@command("argocd/doctor", "the runbook's troubleshooting checks in one screen")
+def argocd_doctor(run: Invocation) -> int:
+    healthy = doctor.run_checks(run.site, run.environ, lambda check: print(check, flush=True))
+    print("all checks passed" if healthy else "some checks failed (fixes above)")
+    return 0 if healthy else 1
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+_SECRET = option("--secret", help="only this Secret (default: KUBERNETES_SECRET, else all)")
+
+
+def _secrets(run: Invocation, apply: bool) -> int:
+    site = run.site
+    name = run.args.secret or run.environ.get("KUBERNETES_SECRET") or None
+    chosen = secrets.selected(site, name)
+    if not chosen:
+        print(f"site {site.name}: no Secret declared")
+        return 0
+    result = secrets.converge(
+        site, chosen, secrets.secret_values(site, chosen, run.environ), not apply
+    )
+    for change in result.changes:
+        print(change.text)
+    if apply:
+        applied = secrets.changed_count(result)
+        print(f"applied {applied} Secret(s) through context {site.argocd_context}")
+    return 0
+
+
+@command(
+    "kubernetes/secret/plan",
+    "what kubernetes/secret/apply would change",
+    _SECRET,
+    management_api=True,
+)
+def kubernetes_secret_plan(run: Invocation) -> int:
+    return _secrets(run, apply=False)
+
+
+@command(
+    "kubernetes/secret/apply",
+    "apply the site's Secrets from the environment / .env",
+    _SECRET,
+    management_api=True,
+)
+def kubernetes_secret_apply(run: Invocation) -> int:
+    return _secrets(run, apply=True)
+
+
+# --------------------------------------------------------------------------- the phase
+
+
+@command(
+    "local/phase",
+    "the deploy's local phase alone: clusters, repositories, Secrets",
+    _DRY,
+    option(
+        "--wait",
+        type=status.seconds,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for Argo CD's rollout (the deploy passes its timeout)",
+    ),
+    prefix="local phase: ",
+)
+def local_phase(run: Invocation) -> int:
+    if run.args.dry:
+        return _print(phase.plan(run.site, run.environ))
+    return _print(phase.apply(run.site, run.environ, wait=run.args.wait))

@@ -1,0 +1,1 @@
+"""The Kubernetes side of the local phase: kube client, port-forward, argocd-manager, Secrets."""
