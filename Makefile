@@ -146,11 +146,12 @@ test: deps ## the test suite (lab tests need root; under CI=true they never skip
 	@if [ "$$(id -u)" = 0 ] && bash lab/prerequisites.sh --check 2>/dev/null; then $(PY) -m lab build; fi
 	$(PY) -m pytest
 
-lint: deps ## ruff and mypy
+lint: deps ## ruff, mypy and the import contracts (pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy tirosh local facts operations lab deploys deploy.py tests bench verify
 	for f in inventories/*.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
+	$(VENV)/bin/lint-imports --no-cache
 
 # --- local phase ------------------------------------------------------------------------------
 # From the operator's machine, through the Argo CD REST API and the kube contexts (local/).

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from lab.argocd_harness import SITE, WORKLOAD, argocd_harness, git_http_server
 from lab.config import REPO_ROOT
-from tests.local.harness import SITE, WORKLOAD, argocd_harness, git_http_server
 
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 REPOSITORIES = tuple(f"public/r{index:02d}.git" for index in range(1, 21))
@@ -78,37 +78,37 @@ def _timed(label: str, env: dict[str, str], module: str, *args: str) -> tuple[fl
 
 def main() -> int:
     objects = len(ADDRESSES) + len(REPOSITORIES)
-    with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
-        with (
-            argocd_harness(Path(tmp, "argocd"), ADDRESSES) as harness,
-            git_http_server(Path(tmp, "git"), REPOSITORIES) as git,
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-local-") as tmp,
+        argocd_harness(Path(tmp, "argocd"), ADDRESSES) as harness,
+        git_http_server(Path(tmp, "git"), REPOSITORIES) as git,
+    ):
+        # Three contexts of one workload API: the same ServiceAccount serves all three.
+        _contexts(harness.kubeconfig)
+        _declare(harness.sites, harness.workload_direct.rsplit(":", 1)[1], git)
+        env = harness.env(ARGOCD_PASSWORD=harness.initial_password() or "")
+        # In a deploy the inventory has validated the site before the phase runs, which
+        # parses the Argo CD manifest once per content and machine (~/.cache/tirosh-infra):
+        # timed apart, so the phase's numbers are the phase's.
+        seconds, code, output = _timed("validate", env, "tirosh.site", "validate", SITE)
+        print(f"site validation, manifest not parsed yet on this machine: {seconds:.2f} s")
+        if code:
+            print(output[-2000:])
+        for label, args in (
+            ("from scratch", ()),
+            ("no-op", ()),
+            ("no-op --dry", ("--dry",)),
         ):
-            # Three contexts of one workload API: the same ServiceAccount serves all three.
-            _contexts(harness.kubeconfig)
-            _declare(harness.sites, harness.workload_direct.rsplit(":", 1)[1], git)
-            env = harness.env(ARGOCD_PASSWORD=harness.initial_password() or "")
-            # In a deploy the inventory has validated the site before the phase runs, which
-            # parses the Argo CD manifest once per content and machine (~/.cache/tirosh-infra):
-            # timed apart, so the phase's numbers are the phase's.
-            seconds, code, output = _timed("validate", env, "tirosh.site", "validate", SITE)
-            print(f"site validation, manifest not parsed yet on this machine: {seconds:.2f} s")
+            seconds, code, output = _phase(label, env, *args)
+            changed = sum(
+                1 for line in output.splitlines() if " create " in line or " update " in line
+            )
+            print(
+                f"{label:13} {seconds:6.2f} s for {objects} objects ({seconds / objects:.3f} s each), "
+                f"{changed} created/updated, exit {code}"
+            )
             if code:
                 print(output[-2000:])
-            for label, args in (
-                ("from scratch", ()),
-                ("no-op", ()),
-                ("no-op --dry", ("--dry",)),
-            ):
-                seconds, code, output = _phase(label, env, *args)
-                changed = sum(
-                    1 for line in output.splitlines() if " create " in line or " update " in line
-                )
-                print(
-                    f"{label:13} {seconds:6.2f} s for {objects} objects ({seconds / objects:.3f} s each), "
-                    f"{changed} created/updated, exit {code}"
-                )
-                if code:
-                    print(output[-2000:])
     return 0
 
 

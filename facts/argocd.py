@@ -9,7 +9,7 @@ from typing import Any
 from pyinfra.api import FactBase, FactProcessError, QuoteString, StringCommand
 from typing_extensions import override
 
-from operations.util import kubectl
+from facts.util import kubectl
 from tirosh import argocd, k3s
 
 
@@ -115,7 +115,7 @@ class ArgoCDInstall(FactBase[InstallState | None]):
             objects, fingerprint = lines["current"].split()
         except (KeyError, ValueError):
             raise FactProcessError(f"unexpected output: {output}") from None
-        version, manifest_sha, recorded_fingerprint = (recorded + [None, None, None])[:3]
+        version, manifest_sha, recorded_fingerprint = ([*recorded, None, None, None])[:3]
         if version == "none":
             version = None
         image = lines.get("image", "none").strip()

@@ -1,5 +1,5 @@
 """Facts about the clusters' admin kubeconfigs on their hosts. They hold credentials: read them
-with ``operations.util.quiet.secret_fact``, which keeps their output out of pyinfra's logs."""
+with ``facts.util.quiet.secret_fact``, which keeps their output out of pyinfra's logs."""
 
 from __future__ import annotations
 

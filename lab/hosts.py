@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -170,14 +171,10 @@ def _remove_cgroups(name: str) -> None:
             continue
         for child in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if child.is_dir():
-                try:
+                with contextlib.suppress(OSError):
                     child.rmdir()
-                except OSError:
-                    pass
-        try:
+        with contextlib.suppress(OSError):
             directory.rmdir()
-        except OSError:
-            pass
 
 
 def _node_options(state: Path, node: Node) -> list[str]:
@@ -410,26 +407,20 @@ def stop(name: str, timeout: float = 20) -> None:
     pid = _pid(name)
     # Pod processes may ignore SIGTERM (≈30 s each): they hold no state worth a clean stop.
     for container in _pod_processes(name):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(container, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if pid is not None and _alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     # Whatever a killed nspawn left behind: SIGKILL to each process of the host's namespace.
     for leftover in members(name):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(leftover, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     root = state / "root"
     if os.path.ismount(root):
         _run("umount", "--lazy", str(root), check=False)

@@ -18,7 +18,6 @@ import base64
 import os
 import random
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -32,8 +31,9 @@ from pathlib import Path
 import yaml
 
 from lab import build, config
+from tirosh.processes import stop_group
 
-__all__ = ["LOOPBACK", "loopback_cluster", "process_group_members", "free_port_base"]
+__all__ = ["LOOPBACK", "free_port_base", "loopback_cluster", "process_group_members"]
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 90.0
@@ -158,19 +158,9 @@ def process_group_members(pgid: int) -> list[str]:
 
 def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
     """SIGTERM (the stand-in stops its components in order), then SIGKILL the group."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-    # The stand-in leads its own process group (start_new_session): this reaches any
+    # The stand-in leads its own process group (start_new_session): the SIGKILL reaches any
     # component it failed to stop as well as the stand-in itself.
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+    stop_group(process, STOP_GRACE, term_group=False)
     deadline = time.monotonic() + 10
     while (left := process_group_members(process.pid)) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -1,8 +1,8 @@
-"""``python -m local COMMAND SITE [options]``: the operator commands (``local.cli``)."""
+"""``python -m local COMMAND SITE [options]``: the operator commands (``local.commands``, through the frame in ``local.cli``)."""
 
 from __future__ import annotations
 
-from local.cli import main
+from local.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

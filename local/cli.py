@@ -83,9 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Parse, load the site once, run the command; the exit code."""
-    import local.commands  # noqa: F401 - declares the commands
-
+    """Parse, load the site once, run the command; the exit code (``local.commands.main``
+    calls it once every command is declared)."""
     args = _parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:

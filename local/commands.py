@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 
 import urllib3
 from kubernetes import client
 
-from local import phase
+from local import cli, phase
 from local.argocd import clusters, doctor, initial_secret, password, repositories, status
 from local.argocd.api_check import site_api_check
 from local.argocd.session import open_session, site_settings
@@ -31,7 +32,8 @@ def _print(plan: Plan) -> int:
     return 1 if plan.failed else 0
 
 
-def _initial(run: Invocation):  # noqa: ANN202 - a password source for the login
+def _initial(run: Invocation) -> Callable[[], str | None]:
+    """Where the login takes the initial admin password from, when it needs it."""
     return lambda: initial_secret.read(run.site, run.environ)
 
 
@@ -225,3 +227,8 @@ def local_phase(run: Invocation) -> int:
     if run.args.dry:
         return _print(phase.plan(run.site, run.environ))
     return _print(phase.apply(run.site, run.environ, wait=run.args.wait))
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """``python -m local COMMAND SITE [options]``: every command above, through the frame."""
+    return cli.main(argv, environ)

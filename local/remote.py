@@ -1,8 +1,9 @@
 """``argocd-initial-admin-secret`` on the management VM, read (or deleted) over SSH.
 
 The connection is the deploy's own: the site's inventory (``tirosh.inventory.groups``) through
-pyinfra, as the deploy user with sudo, the command run by the VM's ``k3s kubectl``. The password
-travels only in the command's stdout, read with printing off (``operations.util.quiet``); it is never
+pyinfra, as the deploy user with sudo, the command run by the VM's ``k3s kubectl``
+(``facts.util.kubectl``, the deploy's own command builders). The password
+travels only in the command's stdout, read with printing off (``facts.util.quiet``); it is never
 in an argument, a log line or a file.
 """
 
@@ -16,8 +17,9 @@ from typing import Final
 
 from pyinfra.api import Config, Host, Inventory, QuoteString, State, StringCommand
 
-from operations.util.quiet import QuietReadError as SecretReadError
-from operations.util.quiet import read_command_output
+from facts.util import kubectl as kubectl_command
+from facts.util.quiet import QuietReadError as SecretReadError
+from facts.util.quiet import read_command_output
 from tirosh.errors import OperatorError
 from tirosh.inventory import groups
 from tirosh.site import Site
@@ -39,30 +41,18 @@ class RemoteError(OperatorError, RuntimeError):
     """The VM could not be reached or the command failed; never carries the secret."""
 
 
-def read_command(namespace: str, kubectl: tuple[str, ...] = ("k3s", "kubectl")) -> StringCommand:
+def read_command(namespace: str, kubectl: StringCommand | None = None) -> StringCommand:
     """Print the Secret's base64 ``password``, or nothing when the Secret does not exist."""
-    return StringCommand(
-        *kubectl,
-        "-n",
-        QuoteString(namespace),
-        "get",
-        "secret",
-        INITIAL_SECRET,
-        "--ignore-not-found",
-        "-o",
-        QuoteString("jsonpath={.data.password}"),
+    jsonpath = QuoteString("jsonpath={.data.password}")
+    options = ("--ignore-not-found", "-o", jsonpath)
+    return kubectl_command.get(
+        "secret", INITIAL_SECRET, namespace=namespace, options=options, kubectl=kubectl
     )
 
 
-def delete_command(namespace: str, kubectl: tuple[str, ...] = ("k3s", "kubectl")) -> StringCommand:
-    return StringCommand(
-        *kubectl,
-        "-n",
-        QuoteString(namespace),
-        "delete",
-        "secret",
-        INITIAL_SECRET,
-        "--ignore-not-found",
+def delete_command(namespace: str, kubectl: StringCommand | None = None) -> StringCommand:
+    return kubectl_command.delete(
+        "secret", INITIAL_SECRET, namespace, ignore_not_found=True, kubectl=kubectl
     )
 
 

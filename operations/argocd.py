@@ -19,7 +19,7 @@ from facts.argocd import (
     InstallState,
     fingerprint_command,
 )
-from operations.util import kubectl
+from facts.util import kubectl
 from tirosh import argocd, regular_file
 
 logger = logging.getLogger("pyinfra")

@@ -20,7 +20,7 @@ from pyinfra.api import (
 )
 
 from facts.kubeconfig import KubeconfigFile
-from operations.util.quiet import read_secret_file, secret_fact
+from facts.util.quiet import read_secret_file, secret_fact
 from tirosh import kubeconfig
 
 logger = logging.getLogger("pyinfra")
@@ -157,12 +157,15 @@ class _Pull:
             pending.append(_writable(self.site_file))
         if self.merge_into is not None:
             existing = _load(self.merge_into)
-            if existing is not None and not self.replace:
-                if found := kubeconfig.conflicts(existing, desired):
-                    raise OperationError(
-                        f"{self.merge_into}: {'; '.join(found)}; not replaced (set "
-                        f"{kubeconfig.REPLACE_VARIABLE}=true to replace, or rename the context)"
-                    )
+            if (
+                existing is not None
+                and not self.replace
+                and (found := kubeconfig.conflicts(existing, desired))
+            ):
+                raise OperationError(
+                    f"{self.merge_into}: {'; '.join(found)}; not replaced (set "
+                    f"{kubeconfig.REPLACE_VARIABLE}=true to replace, or rename the context)"
+                )
             if existing is None or kubeconfig.merge(existing, desired) != existing:
                 pending.append(_writable(self.merge_into))
         return pending

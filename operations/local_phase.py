@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 from pyinfra import host, state
 from pyinfra.api import FunctionCommand, OperationError, operation
 
 from tirosh.errors import OperatorError
-from tirosh.plan import Phase, Plan
+from tirosh.plan import Plan
 from tirosh.site import Site, SiteError
 
 logger = logging.getLogger("pyinfra")
+
+
+class Phase(Protocol):
+    """What this operation drives (``local.phase``): handed in by the deploy, so that
+    ``operations`` never imports the operator-side code."""
+
+    def plan(self, site: Site, environ: Mapping[str, str] | None = None) -> Plan: ...
+
+    def apply(
+        self,
+        site: Site,
+        environ: Mapping[str, str] | None = None,
+        planned: Plan | None = None,
+        wait: float | None = None,
+    ) -> Plan: ...
 
 
 def _plan(phase: Phase, site: Site) -> tuple[Plan, str | None]:
     """The phase's plan, or the reason it cannot be planned yet (no Argo CD, say)."""
     try:
         return phase.plan(site), None
-    except Exception as error:  # noqa: BLE001 - any failure to plan means: run it and see
+    except Exception as error:
         return Plan(), _reason(error)
 
 

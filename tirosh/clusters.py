@@ -20,8 +20,8 @@ from tirosh.errors import OperatorError
 __all__ = [
     "CLUSTERS_FILE",
     "ContextProblem",
-    "cluster_differs",
     "WorkloadCluster",
+    "cluster_differs",
     "context_server",
     "is_loopback_url",
     "loopback_hint",

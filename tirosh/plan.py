@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
-if TYPE_CHECKING:
-    from tirosh.site import Site
-
-__all__ = ["CHANGING", "Action", "Change", "Connection", "Phase", "Plan", "connection_state"]
+__all__ = ["CHANGING", "Action", "Change", "Connection", "Plan", "connection_state"]
 
 Action = Literal["create", "update", "delete", "unchanged"]
 CHANGING: Final = ("create", "update", "delete")
@@ -117,18 +114,3 @@ def connection_state(item: Mapping[str, Any] | None) -> tuple[str, str]:
     if not isinstance(state, Mapping):
         return "Unknown", ""
     return str(state.get("status") or "Unknown"), str(state.get("message") or "")
-
-
-class Phase(Protocol):
-    """What the deploy's local phase operation drives (``local.phase``), handed in by the
-    deploy so that ``operations`` never imports the operator-side code."""
-
-    def plan(self, site: Site, environ: Mapping[str, str] | None = None) -> Plan: ...
-
-    def apply(
-        self,
-        site: Site,
-        environ: Mapping[str, str] | None = None,
-        planned: Plan | None = None,
-        wait: float | None = None,
-    ) -> Plan: ...

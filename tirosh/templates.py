@@ -19,7 +19,7 @@ _environment = jinja2.Environment(
     loader=jinja2.DictLoader(_TEMPLATES),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
-    autoescape=False,  # noqa: S701 - these are config files, not HTML
+    autoescape=False,
 )
 
 

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from tirosh.errors import OperatorError
 from tirosh.redact import Redacted
 
-__all__ = ["ArgoCDError", "Client", "LoginFailed", "PORT_FORWARD_HINT"]
+__all__ = ["PORT_FORWARD_HINT", "ArgoCDError", "Client", "LoginFailed"]
 
 JSON: Final = "application/json"
 TIMEOUT: Final = 60.0  # above repo-server's own 60 s connection test, so its answer arrives

@@ -9,7 +9,6 @@ runs: kubectl's own error for a Service without a running pod is much less clear
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,12 +23,13 @@ from kubernetes import client
 
 from local.kube import client as kubeclient
 from tirosh.errors import OperatorError
+from tirosh.processes import stop_group
 
 __all__ = [
     "DEFAULT_KUBECTL",
+    "SERVER_SELECTOR",
     "NoServerPod",
     "PortForwardError",
-    "SERVER_SELECTOR",
     "argocd_server",
     "no_server_pod_message",
     "port_forward_command",
@@ -179,24 +179,6 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int, stderr: IO[byte
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate kubectl (its whole process group) and reap it: nothing is left running."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
 @contextmanager
 def argocd_server(
     kubeconfig: Path | Sequence[Path],
@@ -230,4 +212,4 @@ def argocd_server(
             _wait_listening(process, local_port, stderr)
             yield f"http://{LOOPBACK}:{local_port}"
         finally:
-            _stop(process)
+            stop_group(process, STOP_GRACE)

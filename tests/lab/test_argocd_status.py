@@ -263,9 +263,11 @@ def test_port_forward_needs_a_running_server_pod(argocd: Path, api: client.ApiCl
         pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=SERVER_SELECTOR)
     assert {pod.status.phase for pod in pods.items} == {"Pending"}
     assert serving_server_pods(api, NAMESPACE) == []
-    with pytest.raises(NoServerPod) as raised:
-        with argocd_server(argocd, CONTEXT, NAMESPACE, local_port=_free_port()):
-            pytest.fail("port-forward started without a running argocd-server pod")
+    with (
+        pytest.raises(NoServerPod) as raised,
+        argocd_server(argocd, CONTEXT, NAMESPACE, local_port=_free_port()),
+    ):
+        pytest.fail("port-forward started without a running argocd-server pod")
     assert str(raised.value) == (
         "no argocd-server pod is running in namespace argocd (context default); "
         "port-forward needs one: check make argocd/status"

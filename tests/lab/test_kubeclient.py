@@ -81,8 +81,12 @@ def test_a_killed_command_leaves_no_key_in_the_temp_directory(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT.format(module=module, loader=loader, call=call)]
-        + [str(loopback_kubeconfig)],
+        [
+            sys.executable,
+            "-c",
+            SCRIPT.format(module=module, loader=loader, call=call),
+            str(loopback_kubeconfig),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp)},

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.local.harness import (
+from lab.argocd_harness import (
     CLUSTER_NAME,
     GIT_TOKEN,
     GIT_USER,

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
+from lab.argocd_harness import free_port
 from local.argocd.api import ArgoCDError, Client, LoginFailed
 from tests.local.conftest import Harness
-from tests.local.harness import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -46,7 +46,7 @@ def test_an_unknown_cluster_is_none_not_an_error(harness: Harness) -> None:
     client.login("admin", harness.initial_password() or "", "test")
     assert client.get_cluster("https://10.255.255.1:6443") is None
     with pytest.raises(
-        ArgoCDError, match="permission denied .*Argo CD answers 403 both for an object"
+        ArgoCDError, match=r"permission denied .*Argo CD answers 403 both for an object"
     ):
         client.request("DELETE", "/api/v1/clusters/https%3A%2F%2F10.255.255.1%3A6443")
 
@@ -69,22 +69,22 @@ def test_a_wrong_content_type_is_explained(harness: Harness) -> None:
 
 
 def test_tls_verification_failure_suggests_insecure(harness: Harness) -> None:
-    with pytest.raises(ArgoCDError, match="TLS verification of 127.0.0.1:.* failed .*--insecure"):
+    with pytest.raises(ArgoCDError, match=r"TLS verification of 127.0.0.1:.* failed .*--insecure"):
         Client(harness.tls_url).version()
     assert Client(harness.tls_url, verify=False).version().startswith("v3.5.1")
 
 
 def test_plain_http_to_a_tls_server_says_drop_plaintext(harness: Harness) -> None:
     plain = harness.tls_url.replace("https://", "http://")
-    with pytest.raises(ArgoCDError, match="redirects to https://.* drop --plaintext"):
+    with pytest.raises(ArgoCDError, match=r"redirects to https://.* drop --plaintext"):
         Client(plain).version()
 
 
 def test_tls_to_a_plain_http_server_suggests_plaintext(harness: Harness) -> None:
-    with pytest.raises(ArgoCDError, match="add --plaintext"):
+    with pytest.raises(ArgoCDError, match=r"add --plaintext"):
         Client(harness.url.replace("http://", "https://")).version()
 
 
 def test_connection_refused_suggests_the_port_forward(harness: Harness) -> None:
-    with pytest.raises(ArgoCDError, match="connection refused at http://127.0.0.1:.*port-forward"):
+    with pytest.raises(ArgoCDError, match=r"connection refused at http://127.0.0.1:.*port-forward"):
         Client(f"http://127.0.0.1:{free_port()}").version()

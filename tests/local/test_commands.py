@@ -1,4 +1,4 @@
-"""The local phase's commands against the real Argo CD (tests/local/harness.py), as an operator
+"""The local phase's commands against the real Argo CD (lab/argocd_harness.py), as an operator
 runs them: subprocesses with the environment as their only input. Canary secrets are checked
 in every output, in ``ps`` samples taken during each run, and in files written outside 0600.
 
@@ -65,7 +65,7 @@ SECRET_ENV = {
 def _canaries(harness: Harness) -> list[str]:
     values = [WRITEBACK_TOKEN, GHCR_TOKEN, NEW_PASSWORD, REPO_TOKEN, _sa_token(harness)]
     initial = harness.initial_password()
-    return [v for v in values + [initial or ""] if v]
+    return [v for v in [*values, initial or ""] if v]
 
 
 def _sa_token(harness: Harness) -> str:
@@ -218,7 +218,7 @@ def test_cluster_rotate_replaces_the_token(harness: Harness) -> None:
         "delete    ServiceAccount kube-system/argocd-manager (revokes the token)" in result.stdout
     )
     assert "update    Argo CD cluster" in result.stdout and _connected(result.stdout)
-    _clean(harness, result, _canaries(harness) + [old])
+    _clean(harness, result, [*_canaries(harness), old])
 
 
 def test_the_management_cluster_and_a_missing_context_are_refused(harness: Harness) -> None:
@@ -293,7 +293,7 @@ def test_secrets_changed_token_updates_only_its_key(harness: Harness) -> None:
         "unchanged Secret argocd/argocd-image-updater-gitops-writeback key username",
         "update    Secret argocd/argocd-image-updater-gitops-writeback key password",
     ]
-    _clean(harness, result, _canaries(harness) + [WRITEBACK_TOKEN + "-2"])
+    _clean(harness, result, [*_canaries(harness), WRITEBACK_TOKEN + "-2"])
 
 
 def test_a_missing_variable_is_named_and_nothing_applies(harness: Harness) -> None:
@@ -381,7 +381,7 @@ token_env = "GIT_TOKEN"
     assert listed.code == 0, listed.output
     assert f"private  {git_server}/private/gitops.git  git  Successful" in listed.stdout
     for item in (result, again, listed):
-        _clean(harness, item, _canaries(harness) + [GIT_TOKEN])
+        _clean(harness, item, [*_canaries(harness), GIT_TOKEN])
 
 
 def test_a_wrong_token_fails_and_the_stored_credentials_stay(
@@ -425,7 +425,7 @@ token_env = "GIT_TOKEN"
     assert result.code == 0, result.output
     assert f"template {git_server}/private: create    repo-creds" in result.stdout
     assert "other: connection Successful" in result.stdout
-    _clean(harness, result, _canaries(harness) + [GIT_TOKEN])
+    _clean(harness, result, [*_canaries(harness), GIT_TOKEN])
 
 
 def test_ssh_host_keys_go_to_argocd_and_the_deploy_key_stays_secret(
@@ -542,7 +542,7 @@ def test_an_auth_token_is_used_as_is(harness: Harness) -> None:
     token = str(client._token)
     result = run("local", "argocd/cluster/add", SITE, env=harness.env(ARGOCD_AUTH_TOKEN=token))
     assert result.code == 0, result.output
-    _clean(harness, result, _canaries(harness) + [token])
+    _clean(harness, result, [*_canaries(harness), token])
 
 
 # --------------------------------------------------------------------------- doctor and phase
@@ -594,7 +594,7 @@ def test_password_update_changes_proves_and_deletes_the_initial_secret(harness: 
     assert initial
     old = Client(harness.url)
     old.login("admin", initial, "test")
-    canaries = _canaries(harness) + [initial]
+    canaries = [*_canaries(harness), initial]
     result = run(
         "local",
         "argocd/password/update",

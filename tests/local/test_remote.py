@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyinfra.api import Config, Host, Inventory, State
+from pyinfra.api import Config, Host, Inventory, State, StringCommand
 
+from facts.util import kubectl as kubectl_command
 from local import remote
 from tests.local.conftest import KUBECTL, NAMESPACE, SITE, Harness
 from tirosh.site import load_site
@@ -40,6 +41,8 @@ def local_host(harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for shim in shims.iterdir():
         shim.chmod(0o755)
     monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    # The deploy's kubectl is /usr/local/bin/k3s kubectl: here the k3s shim in PATH.
+    monkeypatch.setattr(kubectl_command, "KUBECTL", StringCommand("k3s", "kubectl"))
     inventory = Inventory((["@local"], {}))
     State(inventory, Config())
     host = inventory.get_host("@local")

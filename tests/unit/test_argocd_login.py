@@ -29,7 +29,7 @@ def test_username_with_equals_sign() -> None:
 
 @pytest.mark.parametrize("text", ["--username", "--username --insecure", "--username="])
 def test_username_needs_a_name(text: str) -> None:
-    with pytest.raises(LoginArgsError, match="--username needs a name"):
+    with pytest.raises(LoginArgsError, match=r"--username needs a name"):
         parse_login_args(text, "ARGOCD_LOGIN_ARGS")
 
 
@@ -74,10 +74,10 @@ def test_a_bad_profile_word_names_the_profile_key() -> None:
 
 @pytest.mark.parametrize("server", ["https://gitops.example", "a b", "host/path", " "])
 def test_server_must_be_host_or_host_port(server: str) -> None:
-    with pytest.raises(LoginArgsError, match="^ARGOCD_SERVER: give HOST or HOST:PORT"):
+    with pytest.raises(LoginArgsError, match=r"^ARGOCD_SERVER: give HOST or HOST:PORT"):
         settings("s", "", False, {"ARGOCD_SERVER": server}, PROFILE)
 
 
 def test_auto_port_forward_variable_must_be_a_boolean() -> None:
-    with pytest.raises(LoginArgsError, match="ARGOCD_AUTO_PORT_FORWARD: must be true or false"):
+    with pytest.raises(LoginArgsError, match=r"ARGOCD_AUTO_PORT_FORWARD: must be true or false"):
         settings("s", "", False, {"ARGOCD_AUTO_PORT_FORWARD": "sometimes"}, PROFILE)

@@ -25,7 +25,7 @@ from local.argocd.status import (
     summary,
     workload_events,
 )
-from local.cli import main
+from local.commands import main
 from local.phase import _api_not_ready
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

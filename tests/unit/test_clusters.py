@@ -107,13 +107,13 @@ def test_duplicates_and_invalid_toml(tmp_path: Path) -> None:
     text = '[[clusters]]\ncontext = "c"\nname = "n"\n[[clusters]]\ncontext = "c"\nname = "n"\n'
     with pytest.raises(SiteError, match=r"clusters\[1\].name: 'n' is declared twice"):
         load_clusters(_site(tmp_path, text), "p", "pn", {})
-    with pytest.raises(SiteError, match="invalid TOML"):
+    with pytest.raises(SiteError, match=r"invalid TOML"):
         load_clusters(_site(tmp_path, "clusters = [\n"), "p", "pn", {})
 
 
 def test_kubectx_with_several_clusters_is_refused(tmp_path: Path) -> None:
     text = '[[clusters]]\ncontext = "a"\nname = "a"\n[[clusters]]\ncontext = "b"\nname = "b"\n'
-    with pytest.raises(SiteError, match="CLUSTER_KUBECTX: overrides the context of one cluster"):
+    with pytest.raises(SiteError, match=r"CLUSTER_KUBECTX: overrides the context of one cluster"):
         load_clusters(_site(tmp_path, text), "p", "pn", {"CLUSTER_KUBECTX": "x"})
 
 
@@ -167,10 +167,10 @@ def test_a_missing_context_names_the_file_and_the_contexts_there() -> None:
 
 @pytest.mark.parametrize("context", ["s/k3s", "again"])
 def test_the_management_cluster_is_refused(context: str) -> None:
-    with pytest.raises(ContextProblem, match="is the management cluster"):
+    with pytest.raises(ContextProblem, match=r"is the management cluster"):
         resolve_server(KUBECONFIG, FILE_PATH, WorkloadCluster(context, "n"), "s/k3s")
 
 
 def test_a_loopback_server_is_refused_with_a_hint() -> None:
-    with pytest.raises(ContextProblem, match="loopback, which Argo CD .* cannot reach: declare"):
+    with pytest.raises(ContextProblem, match=r"loopback, which Argo CD .* cannot reach: declare"):
         resolve_server(KUBECONFIG, FILE_PATH, WorkloadCluster("raw", "n"), "s/k3s")

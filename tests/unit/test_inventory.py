@@ -21,7 +21,7 @@ def test_tirosh_home_has_one_management_vm_and_no_rke2_host() -> None:
     groups = inventory.groups(load_site("tirosh-home", environ=ENV))
     assert [name for name, _ in groups["management"]] == ["argocd"]
     assert groups["rke2"] == []
-    ((name, data),) = groups["management"]
+    ((_, data),) = groups["management"]
     assert data["ssh_hostname"] == "172.31.0.10"
     assert data["ssh_user"] == "tirosh"
     assert data["_sudo"] is True and "_sudo_user" not in data  # become root

@@ -67,7 +67,7 @@ def test_checksum_file_lookup_matches_the_exact_asset() -> None:
     text = f"{'a' * 64}  k3s-arm64\n{'b' * 64}  k3s\n{'c' * 64}  k3s-airgap-images-amd64.tar\n"
     assert k3s.checksum_for(text, "k3s") == "b" * 64
     assert k3s.checksum_for(text, "k3s-arm64") == "a" * 64
-    with pytest.raises(ValueError, match="no sha256 for k3s-armhf"):
+    with pytest.raises(ValueError, match=r"no sha256 for k3s-armhf"):
         k3s.checksum_for(text, "k3s-armhf")
 
 
@@ -77,8 +77,8 @@ def test_airgap_binary_is_verified_against_its_checksum_file(tmp_path: Path) -> 
     (tmp_path / "sha256sum-amd64.txt").write_text(f"{digest}  k3s\n")
     assert k3s.verified_airgap_binary(tmp_path, "x86_64") == (tmp_path / "k3s", digest)
     (tmp_path / "k3s").write_bytes(b"tampered")
-    with pytest.raises(ValueError, match="does not match sha256sum-amd64.txt"):
+    with pytest.raises(ValueError, match=r"does not match sha256sum-amd64.txt"):
         k3s.verified_airgap_binary(tmp_path, "x86_64")
     (tmp_path / "sha256sum-amd64.txt").unlink()
-    with pytest.raises(ValueError, match="missing from the air-gapped k3s directory"):
+    with pytest.raises(ValueError, match=r"missing from the air-gapped k3s directory"):
         k3s.verified_airgap_binary(tmp_path, "x86_64")

@@ -77,7 +77,7 @@ def test_every_key_is_read_as_the_flag_k3s_sees(key: str) -> None:
 def test_no_spelling_of_a_secret_flag_passes(key: str) -> None:
     flags = normalise({key: "s3cr3t-value"})
     model = k3s_flag(key)
-    if model is not None and model.lower() in SECRET_FLAGS or flag_name(key) in SECRET_FLAGS:
+    if (model is not None and model.lower() in SECRET_FLAGS) or flag_name(key) in SECRET_FLAGS:
         assert flags.values == {}
         assert flags.problems and "secret" in flags.problems[0][1]
 

@@ -51,7 +51,7 @@ def test_a_fifo_is_refused_at_once_not_read(tmp_path: Path) -> None:
     def read() -> None:
         try:
             kubeclient.read_kubeconfig(fifo)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             result.append(exc)
 
     reader = threading.Thread(target=read, daemon=True)

@@ -97,9 +97,9 @@ def test_a_fifo_is_refused_at_once_without_hanging(tmp_path: Path) -> None:
 
 def test_a_directory_and_a_device_are_refused(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
-    with pytest.raises(ValueError, match="directory"):
+    with pytest.raises(ValueError, match=r"directory"):
         load(tmp_path / "dir")
-    with pytest.raises(ValueError, match="character device"):
+    with pytest.raises(ValueError, match=r"character device"):
         load(Path("/dev/null"))
 
 
@@ -149,7 +149,7 @@ def test_a_read_only_file_that_needs_no_change_is_fine(tmp_path: Path) -> None:
 )
 def test_bad_context_names_are_refused(name: str, problem: str) -> None:
     assert problem in (name_problem(name) or "")
-    with pytest.raises(ValueError, match="context name"):
+    with pytest.raises(ValueError, match=r"context name"):
         rename(k3s_config(), name, "https://k3s.lab.example:6443")
 
 
@@ -217,7 +217,7 @@ def test_replace_requested(value: str, expected: bool) -> None:
 
 @pytest.mark.parametrize("value", ["1", "yes", "ture", "true;rm"])
 def test_replace_requested_refuses_anything_else(value: str) -> None:
-    with pytest.raises(ValueError, match="must be true or false"):
+    with pytest.raises(ValueError, match=r"must be true or false"):
         replace_requested({"TIROSH_REPLACE_CONTEXTS": value})
 
 
@@ -257,7 +257,7 @@ def test_a_lock_left_by_kubectl_is_never_removed_and_is_reported(
     path = tmp_path / "config"
     lock = tmp_path / "config.lock"
     lock.write_bytes(b"")  # client-go's lock is empty: nothing tells whether its owner lives
-    with pytest.raises(LockTimeout, match="config.lock exists"):
+    with pytest.raises(LockTimeout, match=r"config.lock exists"):
         merge_into_file(path, renamed())
     assert lock.exists() and not path.exists()
 
@@ -369,7 +369,7 @@ def test_path_warnings(tmp_path: Path) -> None:
 
 
 def test_export_list_refuses_a_path_with_the_separator(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cannot be listed"):
+    with pytest.raises(ValueError, match=r"cannot be listed"):
         export_list([tmp_path / "a:b"], [])
 
 
@@ -377,7 +377,7 @@ def test_a_site_file_holding_another_clusters_entries_is_refused(tmp_path: Path)
     path = tmp_path / "lab.yml"
     path.write_text(dump(operator_config()))
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="holds entries this site does not write"):
+    with pytest.raises(ValueError, match=r"holds entries this site does not write"):
         write_if_changed(path, renamed())
     assert path.read_bytes() == before and listing(tmp_path) == ["lab.yml"]
     # The site's own earlier file (same names, another server) is simply rewritten.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from local.cli import main
+from local.commands import main
 from local.kube.port_forward import (
     DEFAULT_KUBECTL,
     no_server_pod_message,

@@ -37,7 +37,7 @@ def bounded(call: Callable[[], object]) -> BaseException | object:
     def run() -> None:
         try:
             outcome.append(call())
-        except BaseException as error:  # noqa: BLE001 - handed back to the test
+        except BaseException as error:
             outcome.append(error)
 
     worker = threading.Thread(target=run, daemon=True)

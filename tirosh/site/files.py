@@ -176,8 +176,8 @@ def _check_manifest_source(t: Table, values: dict[str, Any]) -> None:
     invalid sha256 is None, so no pin); a manifest file that cannot be read or parsed, or does
     not match its pin, is reported at argocd_manifest_file as ``'<manifest file>': problem``."""
     path, sha256 = values["manifest_file"], values["manifest_sha256"]
-    if sha256 is None and path is None:
-        if reason := urls.url_problem(values["manifest_url"], pinned=False):
-            t.problem("argocd_manifest_url", reason)
+    unpinned = sha256 is None and path is None
+    if unpinned and (reason := urls.url_problem(values["manifest_url"], pinned=False)):
+        t.problem("argocd_manifest_url", reason)
     if path is not None and (problem := argocd_manifest.manifest_problem(path, sha256)):
         t.problem("argocd_manifest_file", f"{t.report.rel(path)!r}: {problem}")

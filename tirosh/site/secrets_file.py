@@ -72,7 +72,7 @@ def _keys(entry: Table) -> list[tuple[str, str]]:
     pairs = []
     for key, variable in keys.items():
         if reason := inputs.text_problem(str(key)) or secret_key_problem(str(key)):
-            entry.problem(f"keys.{ascii(str(key))}", reason)
+            entry.problem(f"keys.{str(key)!a}", reason)
         elif not isinstance(variable, str) or not ENV_NAME.fullmatch(variable):
             entry.problem(f"keys.{key}", f"must name an environment variable, got {variable!r}")
         else:

@@ -1,6 +1,6 @@
 """A Git smart-HTTP server for the tests: ``git http-backend`` (Git's own) behind basic auth.
 
-``python -m tests.local.gitserver ROOT PORT USER`` with the token on stdin (never in argv)
+``python -m lab.gitserver ROOT PORT USER`` with the token on stdin (never in argv)
 serves the bare repositories under ROOT on 127.0.0.1:PORT: ``/public/...`` to anyone,
 ``/private/...`` only with USER and the token. A process of its own with plain threads (the
 test process runs under gevent).

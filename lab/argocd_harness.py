@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,14 +88,10 @@ class Process:
     def stop(self) -> None:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait()
 
 
@@ -464,7 +460,7 @@ def argocd_harness(
                         [
                             sys.executable,
                             "-m",
-                            "tests.local.relay",
+                            "lab.relay",
                             address,
                             port,
                             "127.0.0.1",
@@ -493,13 +489,13 @@ def argocd_harness(
 
 @contextmanager
 def git_http_server(tmp: Path, repositories: tuple[str, ...] = ()) -> Iterator[str]:
-    """Base URL of a Git smart-HTTP server (tests/local/gitserver.py): /public/gitops.git for
+    """Base URL of a Git smart-HTTP server (lab/gitserver.py): /public/gitops.git for
     anyone, /private/gitops.git and /private/other.git for GIT_USER with GIT_TOKEN, and each
     of ``repositories`` (paths such as public/r01.git)."""
     bare_repositories(tmp / "repos", tmp / "work", repositories)
     port = free_port()
     server = Process(
-        [sys.executable, "-m", "tests.local.gitserver", str(tmp / "repos"), str(port), GIT_USER],
+        [sys.executable, "-m", "lab.gitserver", str(tmp / "repos"), str(port), GIT_USER],
         tmp / "gitserver.log",
         dict(os.environ),
         REPO_ROOT,

@@ -1,4 +1,4 @@
-"""A TCP relay in its own process: ``python -m tests.local.relay HOST PORT TARGET_HOST TARGET_PORT``.
+"""A TCP relay in its own process: ``python -m lab.relay HOST PORT TARGET_HOST TARGET_PORT``.
 
 Lets Argo CD reach the workload cluster's loopback API at another address (see harness.py). A
 process of its own, with plain threads: the test process runs under gevent's monkey patching.
@@ -6,6 +6,7 @@ process of its own, with plain threads: the test process runs under gevent's mon
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -46,10 +47,8 @@ class Relay:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.stopped.set()

@@ -65,19 +65,32 @@ def apply_json(obj: Mapping[str, Any], manager: str) -> StringCommand:
 
 
 def get(
-    *what: Argument, namespace: str | None = None, options: tuple[Argument, ...] = ()
+    *what: Argument,
+    namespace: str | None = None,
+    options: tuple[Argument, ...] = (),
+    kubectl: StringCommand | None = None,
 ) -> StringCommand:
-    """``kubectl [-n NS] get WHAT... OPTIONS...``; names are quoted, options used as given."""
-    return StringCommand(KUBECTL, *_namespaced(namespace), "get", *_quoted(what), *options)
+    """``kubectl [-n NS] get WHAT... OPTIONS...``; names are quoted, options used as given.
+
+    + kubectl: the kubectl to run (default ``KUBECTL``, the VM's ``k3s kubectl``)
+    """
+    base = KUBECTL if kubectl is None else kubectl
+    return StringCommand(base, *_namespaced(namespace), "get", *_quoted(what), *options)
 
 
 def delete(
-    resource: str, name: str, namespace: str, *, ignore_not_found: bool = False
+    resource: str,
+    name: str,
+    namespace: str,
+    *,
+    ignore_not_found: bool = False,
+    kubectl: StringCommand | None = None,
 ) -> StringCommand:
     """``kubectl -n NS delete RESOURCE NAME [--ignore-not-found]``."""
     flags = ["--ignore-not-found"] if ignore_not_found else []
+    base = KUBECTL if kubectl is None else kubectl
     return StringCommand(
-        KUBECTL, *_namespaced(namespace), "delete", QuoteString(resource), QuoteString(name), *flags
+        base, *_namespaced(namespace), "delete", QuoteString(resource), QuoteString(name), *flags
     )
 
 
