@@ -133,11 +133,39 @@ def _fields() -> list[Field]:
             "argocd_namespace",
         )
     ]
+    cluster = ("clusters", 0)
+    clusters = [(*cluster, k) for k in ("context", "name", "server")]
+    clusters.append((*cluster, "namespaces", 0))
+    repositories = [
+        ("repositories", 0, "name"),
+        ("repositories", 0, "url"),
+        ("repositories", 0, "type"),
+        ("repositories", 1, "url"),
+        ("repositories", 1, "username"),
+        ("repositories", 1, "token_env"),
+        ("repositories", 2, "url"),
+        ("repositories", 2, "ssh_key_file"),
+        ("repositories", 2, "ssh_known_hosts", 0),
+        ("credentials", 0, "url"),
+        ("credentials", 0, "username"),
+    ]
+    secrets = [
+        ("secrets", 0, "name"),
+        ("secrets", 0, "namespace"),
+        ("secrets", 0, "keys", "password"),
+        ("secrets", 1, "type"),
+        ("secrets", 1, "registry"),
+        ("secrets", 1, "username_env"),
+        ("secrets", 1, "password_env"),
+    ]
     return [
         *(Field("profile.toml", p) for p in profile),
         *(Field("inventory.toml", p) for p in inventory),
         *(Field("k3s/vars.yml", p) for p in k3s),
         *(Field("argocd/vars.yml", p) for p in argocd),
+        *(Field("argocd/clusters.toml", p) for p in clusters),
+        *(Field("argocd/repositories.toml", p) for p in repositories),
+        *(Field("argocd/secrets.toml", p) for p in secrets),
     ]
 
 
@@ -161,6 +189,10 @@ def _toml_string(value: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):  # an inline table (arrays of tables are lists of them)
+        return (
+            "{" + ", ".join(f"{_toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -184,7 +216,7 @@ def toml_dumps(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
 
 def read(path: Path) -> dict[str, Any]:
     if path.suffix == ".toml":
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text()) if path.exists() else {}
     return dict(yaml.safe_load(path.read_text()))
 
 
@@ -215,7 +247,61 @@ def base_site(root: Path) -> Path:
     }
     profile["rke2"]["kubeconfig_path"] = "~/.kube/lab-rke2.yml"
     write(sites / "lab/profile.toml", profile)
+    # The local phase's files, one of each kind of entry.
+    write(sites / "lab/argocd/clusters.toml", LOCAL_PHASE["clusters"])
+    write(sites / "lab/argocd/repositories.toml", LOCAL_PHASE["repositories"])
+    write(sites / "lab/argocd/secrets.toml", LOCAL_PHASE["secrets"])
     return sites
+
+
+_HOST_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+LOCAL_PHASE: dict[str, dict[str, Any]] = {
+    "clusters": {
+        "clusters": [
+            {
+                "context": "lab/rke2/gpu",
+                "name": "lab-rke2-gpu",
+                "server": "https://198.51.100.11:6443",
+                "namespaces": ["apps"],
+            }
+        ]
+    },
+    "repositories": {
+        "repositories": [
+            {"name": "public", "url": "https://git.lab.test/public/gitops.git", "type": "git"},
+            {
+                "name": "private",
+                "url": "https://git.lab.test/private/gitops.git",
+                "username": "bot",
+                "token_env": "GIT_TOKEN",
+            },
+            {
+                "name": "ssh",
+                "url": "ssh://git@git.lab.test:2222/gitops.git",
+                "ssh_key_file": "/home/op/.ssh/deploy-key",
+                "ssh_known_hosts": [f"[git.lab.test]:2222 ssh-ed25519 {_HOST_KEY}"],
+            },
+        ],
+        "credentials": [{"url": "https://git.lab.test/org", "username": "bot"}],
+    },
+    "secrets": {
+        "secrets": [
+            {
+                "name": "writeback",
+                "namespace": "argocd",
+                "keys": {"username": "WRITEBACK_USER", "password": "WRITEBACK_TOKEN"},
+            },
+            {
+                "name": "pull",
+                "namespace": "argocd",
+                "type": "kubernetes.io/dockerconfigjson",
+                "registry": "ghcr.io",
+                "username_env": "GHCR_USERNAME",
+                "password_env": "GHCR_PULL_TOKEN",
+            },
+        ]
+    },
+}
 
 
 # Valid values of the optional fields the copy leaves unset (used to build "valid + junk").

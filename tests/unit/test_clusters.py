@@ -3,6 +3,7 @@ model), and the kubeconfig checks of tirosh.clusters."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tirosh.site.clusters_file import read_clusters
 from tirosh.site.reader import read_alone
 
 FILE = "argocd/clusters.toml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_clusters(
@@ -174,3 +176,28 @@ def test_the_management_cluster_is_refused(context: str) -> None:
 def test_a_loopback_server_is_refused_with_a_hint() -> None:
     with pytest.raises(ContextProblem, match=r"loopback, which Argo CD .* cannot reach: declare"):
         resolve_server(KUBECONFIG, FILE_PATH, WorkloadCluster("raw", "n"), "s/k3s")
+
+
+def test_the_management_context_is_refused_before_any_connection(tmp_path: Path) -> None:
+    from tirosh.site import load_site
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "sites", repo / "sites")
+    (repo / "sites/lab/argocd/clusters.toml").write_text(
+        '[[clusters]]\ncontext = "lab/k3s"\nname = "self"\n'
+    )
+    with pytest.raises(SiteError) as error:
+        load_site("lab", repo_root=repo, environ={"HOME": str(tmp_path)})
+    assert (
+        "sites/lab/argocd/clusters.toml: clusters[0].context: 'lab/k3s' is the management "
+        "cluster's context" in str(error.value)
+    )
+    (repo / "sites/lab/argocd/clusters.toml").write_text(
+        '[[clusters]]\ncontext = "w"\nname = "w"\n'
+    )
+    with pytest.raises(
+        SiteError, match=r"environment: CLUSTER_KUBECTX: 'lab/k3s' is the management"
+    ):
+        load_site(
+            "lab", repo_root=repo, environ={"HOME": str(tmp_path), "CLUSTER_KUBECTX": "lab/k3s"}
+        )

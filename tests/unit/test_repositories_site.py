@@ -203,3 +203,57 @@ def test_covering_template_is_the_longest_prefix() -> None:
     )
     assert covering_template("https://g/org/r.git", [short, long]) == long
     assert covering_template("https://other/r.git", [short, long]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ssh://git:hunter2@git.example/r.git", "must not carry a password"),
+        ("https://git.example/r.git?private_token=abc", "must not have a query or fragment"),
+        ("git@git.example:org/r.git#main", "must not have a query or fragment"),
+        ("https://git.example/r\u202e.git", "contains the control character U+202E"),
+        ("https://git.example/a\nb", "contains the control character U+000A"),
+        ("https://x@git.example/r.git", "must not carry credentials"),
+    ],
+)
+def test_urls_carry_no_credentials_in_any_form(tmp_path: Path, url: str, problem: str) -> None:
+    text = f'[[repositories]]\nname = "r"\nurl = "{url.encode("unicode_escape").decode()}"\n'
+    with pytest.raises(SiteError) as error:
+        _load(tmp_path, text)
+    assert f"repositories[0].url: {problem}" in str(error.value)
+    assert "hunter2" not in str(error.value)  # a refusal never repeats the password
+
+
+def test_a_token_over_plain_http_is_refused(tmp_path: Path) -> None:
+    text = '[[repositories]]\nname = "r"\nurl = "http://git.example/r.git"\nusername = "bot"\n'
+    with pytest.raises(SiteError, match=r"repositories\[0\]\.url: is plain http://: a token"):
+        _load(tmp_path, text)
+    public = '[[repositories]]\nname = "r"\nurl = "http://git.example/r.git"\n'
+    assert [r.url for r in _load(tmp_path, public)[0]] == ["http://git.example/r.git"]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "https://GIT.example/org/r.git",
+        "https://git.example/org/r",
+        "https://git.example/org/r.git/",
+        "https://git.example/org/r/",
+    ],
+)
+def test_two_spellings_of_one_repository_are_declared_twice(tmp_path: Path, second: str) -> None:
+    text = (
+        '[[repositories]]\nname = "a"\nurl = "https://git.example/org/r.git"\n'
+        f'[[repositories]]\nname = "b"\nurl = "{second}"\n'
+    )
+    with pytest.raises(SiteError, match=r"repositories\[1\]\.url: .* is declared twice"):
+        _load(tmp_path, text)
+
+
+def test_the_scp_form_and_ssh_url_of_one_repository_are_one(tmp_path: Path) -> None:
+    text = (
+        '[[repositories]]\nname = "a"\nurl = "git@Git.Example:org/r.git"\nssh_key_file = "/k"\n'
+        '[[repositories]]\nname = "b"\nurl = "ssh://git@git.example/org/r"\nssh_key_file = "/k"\n'
+    )
+    with pytest.raises(SiteError, match=r"repositories\[1\]\.url: .* is declared twice"):
+        _load(tmp_path, text)

@@ -152,3 +152,38 @@ def test_dockerconfigjson_compares_by_meaning_and_type_changes_show() -> None:
         (f"Secret {ref}", "update"),
         (f"Secret {ref} key .dockerconfigjson", "unchanged"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ('"a/b"', "is not a Secret key"),
+        ('""', "is not a Secret key"),
+        ('".."', "is not a Secret key"),
+        ('"a\\u001b[31m"', "contains the control character U+001B"),
+        ('"caf\\u00e9"', "is not a Secret key"),
+    ],
+)
+def test_secret_keys_follow_kubernetes_grammar(tmp_path: Path, key: str, problem: str) -> None:
+    site = tmp_path / "sites/s"
+    (site / "argocd").mkdir(parents=True)
+    (site / "argocd/secrets.toml").write_text(
+        f'[[secrets]]\nname = "x"\nnamespace = "argocd"\n[secrets.keys]\n{key} = "VAR"\n'
+    )
+    with pytest.raises(SiteError) as error:
+        load_secrets(site)
+    [line] = str(error.value).splitlines()
+    assert line.startswith("sites/s/argocd/secrets.toml: secrets[0].keys.")
+    assert problem in line
+    assert "\x1b" not in line  # an escape is shown escaped, never sent to the terminal
+
+
+def test_valid_secret_keys_pass(tmp_path: Path) -> None:
+    site = tmp_path / "sites/s"
+    (site / "argocd").mkdir(parents=True)
+    (site / "argocd/secrets.toml").write_text(
+        '[[secrets]]\nname = "x"\nnamespace = "argocd"\n[secrets.keys]\n'
+        '".dockerconfigjson" = "A"\n"tls.crt" = "B"\nuser_name-1 = "C"\n'
+    )
+    [secret] = load_secrets(site)
+    assert [key for key, _ in secret.keys] == [".dockerconfigjson", "tls.crt", "user_name-1"]
