@@ -13,8 +13,25 @@ from typing import Final
 
 __all__ = ["PASSED_THROUGH", "minimal_environment"]
 
-# Where programs are, which language and time zone they speak, where their own files are.
-PASSED_THROUGH: Final = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER")
+# Where programs are, which language and time zone they speak, where their own files are, and
+# the proxy the operator reaches the clusters through.
+PASSED_THROUGH: Final = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+)
 
 
 def minimal_environment(

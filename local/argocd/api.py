@@ -14,6 +14,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -27,6 +28,12 @@ __all__ = ["PORT_FORWARD_HINT", "ArgoCDError", "Client", "LoginFailed"]
 
 JSON: Final = "application/json"
 TIMEOUT: Final = 60.0  # above repo-server's own 60 s connection test, so its answer arrives
+# The largest answer read: Argo CD's biggest (a list of a few thousand repositories or
+# clusters) is a few MB; a proxy's endless or huge answer is cut here, not held in memory.
+MAX_ANSWER: Final = 16 * 1024 * 1024
+# Nesting deeper than any Argo CD object: json would recurse until RecursionError.
+MAX_DEPTH: Final = 64
+EXCERPT: Final = 160  # characters of an unexpected answer shown in its one line
 PORT_FORWARD_HINT: Final = (
     "run `make argocd/port-forward SITE=<site>` and set ARGOCD_SERVER=127.0.0.1:8080, or set "
     "ARGOCD_AUTO_PORT_FORWARD=true"
@@ -51,6 +58,45 @@ class LoginFailed(ArgoCDError):
     """Argo CD refused the user name or password."""
 
 
+class _Slow(Exception):
+    """The answer did not finish within the request's time."""
+
+
+class _TooLarge(Exception):
+    """The answer is larger than MAX_ANSWER."""
+
+
+def _read(response: Any, until: float) -> bytes:
+    """The whole answer, read in chunks against a wall clock and a size cap: a server that
+    drips a byte just inside each socket timeout, or sends without end, cannot hold the
+    command or fill its memory."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            raise _Slow
+        _set_timeout(response, left)
+        # read1: what one socket read brings, so the clock is checked between reads (read()
+        # would wait for the whole length, byte by dripped byte).
+        read = getattr(response, "read1", None) or response.read
+        chunk = read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            raise _TooLarge
+        chunks.append(chunk)
+
+
+def _set_timeout(response: Any, seconds: float) -> None:
+    # http.client reads through the socket's own timeout, set at connect; lower it to what is
+    # left of the request's time so that one slow read cannot outlast it.
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.01))
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A 307 from argocd-server means TLS is on while we speak HTTP: report it, never follow it
     # (following would also resend a password to another URL).
@@ -65,23 +111,82 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _api_message(body: bytes) -> str:
+def sanitized(text: str, secrets: tuple[str, ...] = (), limit: int = EXCERPT) -> str:
+    """``text`` fit for one line on a terminal: what the request carried (a proxy may echo a
+    password back) replaced by ``***``, control and format characters dropped, whitespace
+    folded, at most ``limit`` characters."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    shown = "".join(c if c.isprintable() else " " for c in text)
+    shown = " ".join(shown.split())
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether the JSON text nests deeper than MAX_DEPTH (counted outside strings)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def decode_json(raw: bytes) -> Any:
+    """The JSON value of ``raw``; ValueError (with the reason) for what Argo CD never sends."""
+    if _too_deep(raw):
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(body)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"not JSON ({type(exc).__name__})") from None
+
+
+def _api_message(body: bytes, secrets: tuple[str, ...] = ()) -> str:
+    try:
+        data = decode_json(body)
     except ValueError:
-        return " ".join(body.decode(errors="replace").split())[:500]
+        return sanitized(body.decode(errors="replace"), secrets)
     if isinstance(data, Mapping):
-        return " ".join(str(data.get("message") or data.get("error") or "").split())[:1000]
+        return sanitized(str(data.get("message") or data.get("error") or ""), secrets, 500)
     return ""
 
 
 class Client:
     """Argo CD at ``base_url`` (``https://host[:port]`` or ``http://...``)."""
 
-    def __init__(self, base_url: str, *, verify: bool = True, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool = True,
+        timeout: float = TIMEOUT,
+        deadline: float | None = None,
+    ) -> None:
+        """+ timeout: seconds one request may take, answer included (not per socket read)
+        + deadline: ``time.monotonic()`` after which no request is sent or waited for (the
+          command's own bound), None for none"""
         self.base_url = base_url.rstrip("/")
         self.verify = verify
         self.timeout = timeout
+        self.deadline = deadline
         self._token: Redacted | None = None
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if _is_loopback(urlsplit(self.base_url).hostname or ""):
@@ -115,28 +220,126 @@ class Client:
         query: Mapping[str, str] | None = None,
         auth: bool = True,
     ) -> Any:
-        """Send one request; the decoded JSON answer, or ArgoCDError."""
+        """Send one request; the decoded JSON answer, or ArgoCDError (one line)."""
         url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": JSON, "Accept": JSON}
         if auth and self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"
+        secrets = self._secrets(body)
+        limit = self._limit(method, path)
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
+            with self._opener.open(request, timeout=limit) as response:
+                raw = _read(response, time.monotonic() + limit)
+                content_type = response.headers.get("Content-Type", "")
+                status = response.status
+                expected = response.headers.get("Content-Length", "")
         except urllib.error.HTTPError as exc:
-            raise self._http_error(exc, method, path) from None
+            raise self._http_error(exc, method, path, secrets) from None
+        except _Slow:
+            raise ArgoCDError(
+                f"Argo CD at {self.base_url} did not finish answering {method} {path} "
+                f"within {limit:g} s"
+            ) from None
+        except _TooLarge:
+            raise ArgoCDError(
+                f"the answer to {method} {path} from {self.base_url} is larger than "
+                f"{MAX_ANSWER // (1024 * 1024)} MB: not Argo CD's (a proxy?)"
+            ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise self._transport_error(exc) from None
-        return json.loads(raw) if raw.strip() else {}
+            raise self._transport_error(exc, limit) from None
+        if expected.isdigit() and len(raw) < int(expected):
+            raise ArgoCDError(
+                f"the answer to {method} {path} from {self.base_url} was cut short "
+                f"({len(raw)} of {expected} bytes): the connection dropped, or a proxy cut it"
+            )
+        return self._decoded(raw, content_type, status, method, path, secrets)
 
-    def _http_error(self, exc: urllib.error.HTTPError, method: str, path: str) -> ArgoCDError:
+    def _limit(self, method: str, path: str) -> float:
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ArgoCDError(
+                f"the command's deadline passed before {method} {path} "
+                "(TIROSH_COMMAND_DEADLINE seconds)"
+            )
+        return min(self.timeout, left)
+
+    def _secrets(self, body: Any) -> tuple[str, ...]:
+        """What an echo of this request must never show: its string values and the token."""
+        found = [str(self._token)] if self._token is not None else []
+        if isinstance(body, Mapping):
+            found += [v for v in body.values() if isinstance(v, str)]
+            config = body.get("config")
+            if isinstance(config, Mapping):
+                found += [v for v in config.values() if isinstance(v, str)]
+        return tuple(found)
+
+    def _decoded(
+        self,
+        raw: bytes,
+        content_type: str,
+        status: int,
+        method: str,
+        path: str,
+        secrets: tuple[str, ...],
+    ) -> Any:
+        if not raw.strip():
+            return {}
+        unexpected = f"{self.base_url} answered {method} {path} with {status}"
+        if JSON not in content_type.lower():
+            excerpt = sanitized(raw[:2048].decode(errors="replace"), secrets)
+            raise ArgoCDError(
+                f"{unexpected} {sanitized(content_type or 'no content type', (), 60)}, not "
+                f"Argo CD's JSON (a login portal or proxy?): {excerpt}",
+                status,
+            )
+        try:
+            return decode_json(raw)
+        except ValueError as exc:
+            raise ArgoCDError(f"{unexpected}, {exc}: not Argo CD's answer", status) from None
+
+    def request_object(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        auth: bool = True,
+    ) -> dict[str, Any]:
+        """``request`` whose answer must be a JSON object (ArgoCDError otherwise)."""
+        answer = self.request(method, path, body, query, auth)
+        if not isinstance(answer, Mapping):
+            raise ArgoCDError(
+                f"{self.base_url} answered {method} {path} with JSON "
+                f"{type(answer).__name__}, not an object: not Argo CD's answer"
+            )
+        return dict(answer)
+
+    def _items(self, path: str) -> list[dict[str, Any]]:
+        """The ``items`` of a list answer, each an object (ArgoCDError otherwise)."""
+        items = self.request_object("GET", path).get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+            raise ArgoCDError(
+                f"{self.base_url} answered GET {path} with items that are not a list of "
+                "objects: not Argo CD's answer"
+            )
+        return [dict(item) for item in items]
+
+    def _http_error(
+        self, exc: urllib.error.HTTPError, method: str, path: str, secrets: tuple[str, ...]
+    ) -> ArgoCDError:
         status = exc.code
-        message = _api_message(exc.read())
+        try:
+            body = _read(exc, time.monotonic() + min(self.timeout, 10.0))
+        except (_Slow, _TooLarge, OSError, http.client.HTTPException):
+            body = b""
+        message = _api_message(body, secrets)
         where = f"{method} {path}"
         if status in (301, 302, 307, 308):
-            location = exc.headers.get("Location", "?")
+            location = sanitized(exc.headers.get("Location", "?"), secrets, 200)
             text = (
                 f"Argo CD at {self.base_url} redirects to {location}: it runs with TLS, so "
                 "drop --plaintext from login_args, or turn server.insecure on "
@@ -168,7 +371,7 @@ class Client:
             text = f"Argo CD answered {status} to {where}: {message}"
         return ArgoCDError(text, status, message)
 
-    def _transport_error(self, exc: BaseException) -> ArgoCDError:
+    def _transport_error(self, exc: BaseException, within: float | None = None) -> ArgoCDError:
         reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         host = urlsplit(self.base_url).netloc
         if isinstance(reason, ssl.SSLCertVerificationError):
@@ -189,7 +392,8 @@ class Client:
         elif isinstance(reason, ConnectionRefusedError):
             text = f"connection refused at {self.base_url}: {PORT_FORWARD_HINT}"
         elif isinstance(reason, TimeoutError | socket.timeout):
-            text = f"no answer from {self.base_url} within {self.timeout:g} s: check the server address"
+            seconds = self.timeout if within is None else within
+            text = f"no answer from {self.base_url} within {seconds:g} s: check the server address"
         elif isinstance(reason, http.client.HTTPException | ConnectionResetError):
             # The usual cause: TLS spoken to a plain-HTTP server, or the other way round.
             change = (
@@ -212,7 +416,7 @@ class Client:
         """Log in; LoginFailed naming ``source`` (where the password came from) when refused."""
         body = {"username": username, "password": password}
         try:
-            answer = self.request("POST", "/api/v1/session", body, auth=False)
+            answer = self.request_object("POST", "/api/v1/session", body, auth=False)
         except ArgoCDError as exc:
             if exc.status == 401:
                 raise LoginFailed(
@@ -223,16 +427,16 @@ class Client:
                     exc.api_message,
                 ) from None
             raise
-        token = answer.get("token") if isinstance(answer, Mapping) else None
-        if not token:
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
             raise ArgoCDError(f"Argo CD at {self.base_url} answered the login without a token")
         self._token = Redacted(token)
 
     def userinfo(self) -> dict[str, Any]:
-        return dict(self.request("GET", "/api/v1/session/userinfo"))
+        return self.request_object("GET", "/api/v1/session/userinfo")
 
     def version(self) -> str:
-        return str(self.request("GET", "/api/version", auth=False).get("Version", ""))
+        return str(self.request_object("GET", "/api/version", auth=False).get("Version", ""))
 
     def update_password(self, name: str, current: str, new: str) -> None:
         body = {"name": name, "currentPassword": current, "newPassword": new}
@@ -243,28 +447,28 @@ class Client:
     def get_cluster(self, server: str) -> dict[str, Any] | None:
         """The cluster registered at ``server``, None when there is none (Argo CD: 403)."""
         try:
-            return dict(self.request("GET", f"/api/v1/clusters/{quote(server, safe='')}"))
+            return self.request_object("GET", f"/api/v1/clusters/{quote(server, safe='')}")
         except ArgoCDError as exc:
             if exc.status in (403, 404):
                 return None
             raise
 
     def list_clusters(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/api/v1/clusters").get("items") or [])
+        return self._items("/api/v1/clusters")
 
     def upsert_cluster(self, cluster: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(self.request("POST", "/api/v1/clusters", cluster, {"upsert": "true"}))
+        return self.request_object("POST", "/api/v1/clusters", cluster, {"upsert": "true"})
 
     # ----------------------------------------------------------------------- repositories
 
     def list_repositories(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/api/v1/repositories").get("items") or [])
+        return self._items("/api/v1/repositories")
 
     def get_repository(self, url: str, force_refresh: bool = False) -> dict[str, Any] | None:
         query = {"forceRefresh": "true"} if force_refresh else None
         try:
-            return dict(
-                self.request("GET", f"/api/v1/repositories/{quote(url, safe='')}", query=query)
+            return self.request_object(
+                "GET", f"/api/v1/repositories/{quote(url, safe='')}", query=query
             )
         except ArgoCDError as exc:
             if exc.status in (403, 404):
@@ -276,14 +480,15 @@ class Client:
         self.request("POST", "/api/v1/repositories", repository, {"upsert": "true"})
 
     def list_repocreds(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "/api/v1/repocreds").get("items") or [])
+        return self._items("/api/v1/repocreds")
 
     def upsert_repocreds(self, creds: Mapping[str, Any]) -> None:
         self.request("POST", "/api/v1/repocreds", creds, {"upsert": "true"})
 
     def ssh_known_hosts(self, host: str) -> list[dict[str, Any]]:
         query = {"hostNamePattern": host, "certType": "ssh"}
-        return list(self.request("GET", "/api/v1/certificates", query=query).get("items") or [])
+        items = self.request_object("GET", "/api/v1/certificates", query=query).get("items")
+        return [dict(i) for i in items or [] if isinstance(i, Mapping)]
 
     def add_ssh_known_hosts(self, items: list[dict[str, Any]], upsert: bool = False) -> None:
         """Add known-hosts entries (``argocd cert add-ssh``); ``upsert`` replaces a changed key."""

@@ -1,7 +1,7 @@
 """Whether Argo CD's API answers: directly at the site's ``server``, or through a port-forward.
 
 ``check_api`` asks the anonymous ``/api/version``; ``site_api_check`` picks the way from the
-site (``auto_port_forward``). ``local.status`` reports the result.
+site (``auto_port_forward``). ``local.argocd.status`` reports the result.
 """
 
 from __future__ import annotations

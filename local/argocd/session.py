@@ -18,6 +18,7 @@ import getpass
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from tirosh.site import Site
 __all__ = ["Login", "NoCredentials", "endpoint", "log_in", "open_session", "site_settings"]
 
 InitialPassword = Callable[[], "str | None"]
+DEFAULT_DEADLINE = 900.0
 
 
 class NoCredentials(ArgoCDError):
@@ -56,6 +58,19 @@ def site_settings(site: Site, environ: Mapping[str, str]) -> Settings:
         environ,
         f"sites/{site.name}/profile.toml",
     )
+
+
+def command_deadline(environ: Mapping[str, str]) -> float:
+    """Seconds one command may spend on Argo CD's API in all (``TIROSH_COMMAND_DEADLINE``,
+    default 900): each request has its own bound as well, this one holds them all."""
+    text = environ.get("TIROSH_COMMAND_DEADLINE") or str(DEFAULT_DEADLINE)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ArgoCDError(f"TIROSH_COMMAND_DEADLINE: must be a number of seconds > 0, got {text!r}")
+    return seconds
 
 
 def _free_port() -> int:
@@ -150,7 +165,8 @@ def open_session(
     """A logged-in client for the site, and how it logged in."""
     env = os.environ if environ is None else environ
     config = site_settings(site, env)
+    deadline = time.monotonic() + command_deadline(env)
     with endpoint(site, config) as url:
-        client = Client(url, verify=not config.insecure)
+        client = Client(url, verify=not config.insecure, deadline=deadline)
         login = log_in(client, config, env, initial_password, stdin_tty)
         yield client, login

@@ -1,7 +1,7 @@
 """``kubectl port-forward`` to argocd-server, for sites whose Argo CD API is not reachable directly.
 
 ``argocd_server()`` runs it in the background for as long as a ``with`` block lasts (the status
-check uses it); ``python -m local.port_forward SITE`` runs it in the foreground on
+check uses it); ``make argocd/port-forward`` runs it in the foreground on
 127.0.0.1:8080 (``make argocd/port-forward``). Both first check that an argocd-server pod
 runs: kubectl's own error for a Service without a running pod is much less clear.
 """
@@ -24,6 +24,7 @@ from kubernetes import client
 from local.kube import client as kubeclient
 from tirosh.errors import OperatorError
 from tirosh.processes import stop_group
+from tirosh.subprocesses import minimal_environment
 
 __all__ = [
     "DEFAULT_KUBECTL",
@@ -118,8 +119,9 @@ def port_forward_command(
 
 
 def kubectl_environment(kubeconfig: Path | Sequence[Path]) -> dict[str, str]:
-    """The environment for kubectl: this one, with KUBECONFIG the list of files."""
-    return {**os.environ, "KUBECONFIG": os.pathsep.join(map(str, _files(kubeconfig)))}
+    """The environment for kubectl: only what it needs (``tirosh.subprocesses``: no Argo CD
+    password, token or registry credential of this process), KUBECONFIG the list of files."""
+    return minimal_environment({"KUBECONFIG": os.pathsep.join(map(str, _files(kubeconfig)))})
 
 
 def _files(kubeconfig: Path | Sequence[Path]) -> tuple[Path, ...]:

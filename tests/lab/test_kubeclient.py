@@ -1,4 +1,4 @@
-"""local.kubeclient against a real kube-apiserver: key material never lands in a file.
+"""local.kube.client against a real kube-apiserver: key material never lands in a file.
 
 The loopback cluster's admin kubeconfig authenticates with a client certificate and key
 (``client-key-data``), the case in which the ``kubernetes`` package writes the key to the temp

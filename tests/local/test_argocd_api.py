@@ -1,4 +1,4 @@
-"""local.argocd_api against the real argocd-server v3.5.1: answers, and the one-line errors."""
+"""local.argocd.api against the real argocd-server v3.5.1: answers, and the one-line errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""local.argocd_api's one-line messages for faults this machine cannot produce for real.
+"""local.argocd.api's one-line messages for faults this machine cannot produce for real.
 
 Every other error path runs against the real argocd-server in tests/local/test_argocd_api.py.
 A DNS failure would need a resolver answering NXDOMAIN, and the tests stay off the network: the

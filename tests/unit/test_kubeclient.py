@@ -1,4 +1,4 @@
-"""local.kubeclient's reading of kubeconfigs (no API server needed: a client configuration is
+"""local.kube.client's reading of kubeconfigs (no API server needed: a client configuration is
 built, not used): a FIFO is refused at once, and a KUBECONFIG list is read as kubectl reads it.
 Talking to a real API server with the key in memory: tests/lab/test_kubeclient.py."""
 

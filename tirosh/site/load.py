@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from tirosh.argocd_login import LoginArgsError, parse_login_args
 from tirosh.site import model
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.clusters_file import read_clusters
@@ -65,6 +66,7 @@ def load_site(
     repositories, templates = read_repositories(report, site_dir / model.REPOSITORIES_FILE)
     secrets = read_secrets(report, site_dir / model.SECRETS_FILE)
     cross_check(report, profile, inventory, k3s, argocd)
+    _check_login(report, profile)
     if report.problems:
         raise SiteError(report.problems)
     site = _build_site(name, site_dir, report, profile, inventory.vms, k3s, argocd)
@@ -79,6 +81,19 @@ def load_site(
         templates=templates,
         secrets=secrets,
     )
+
+
+def _check_login(report: Report, profile: ProfileDraft) -> None:
+    """The login words are the local phase's, but a word it does not know is a site problem."""
+    sources = [(profile.file, "argocd.login_args", profile.argocd.get("login_args"))]
+    sources.append(("environment", "ARGOCD_LOGIN_ARGS", report.environ.get("ARGOCD_LOGIN_ARGS")))
+    for file, key, text in sources:
+        if text is None:
+            continue
+        try:
+            parse_login_args(text, f"{file}: {key}")
+        except LoginArgsError as error:
+            report.add(file, key, str(error).split(": ", 2)[-1])
 
 
 def _unknown_site(name: str, sites: Path) -> SiteError:

@@ -140,7 +140,7 @@ class ArgoCDAccess:
     """profile.toml's ``[argocd]``: which VM runs Argo CD and how the operator reaches it.
 
     ``target_name`` picks the management VM. The others are for the operator-side tools
-    (``local/``), not the deploy: ``local.status`` reaches the API at ``server``, through a
+    (``local/``), not the deploy: ``local.argocd.status`` reaches the API at ``server``, through a
     port-forward when ``auto_port_forward``. The local phase logs in with ``login_args``;
     ``cluster_context`` and ``cluster_name`` declare the workload cluster when the site has no
     ``argocd/clusters.toml`` (``Site.clusters`` holds the result either way).

@@ -159,7 +159,7 @@ def install_source_problem(value: str) -> str | None:
 
 
 def argocd_version_problem(value: str) -> str | None:
-    # "stable" is accepted with a warning (argocd_vars.py): a mutable pin.
+    # "stable" is accepted with a warning (files.read_argocd_vars): a mutable pin.
     if value == "stable" or _ARGOCD_VERSION.fullmatch(value):
         return None
     return f'must look like "v3.5.1" or be "stable", got {value!r}'
