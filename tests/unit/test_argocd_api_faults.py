@@ -64,7 +64,7 @@ def _drip(handler: http.server.BaseHTTPRequestHandler, _: bytes) -> None:
     handler.send_header("Content-Length", "100")
     handler.end_headers()
     try:
-        for _ in range(20):  # a byte every 0.5 s: each read well inside any socket timeout
+        for _byte in range(20):  # a byte every 0.5 s: each read well inside any socket timeout
             handler.wfile.write(b" ")
             handler.wfile.flush()
             time.sleep(0.5)
