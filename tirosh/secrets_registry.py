@@ -26,11 +26,15 @@ value and never a hash of one (a hash of a short token can be guessed).
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from dotenv import dotenv_values
 
 from tirosh.errors import OperatorError
 from tirosh.plan import Action, Change
@@ -81,24 +85,15 @@ class MissingVariables(OperatorError):
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines (optional ``export``, quotes, ``#`` comments), as shells write them."""
-    result = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not ENV_NAME.fullmatch(key):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        result[key] = value
-    return result
+    """``KEY=VALUE`` lines as the ecosystem reads a ``.env`` (python-dotenv, without ``${VAR}``
+    expansion: a token holding ``$`` is taken as written): ``export``, quotes, comments after
+    a value, multi-line quoted values, escapes in double quotes, a BOM."""
+    # A line it cannot parse is skipped; its warning names only the line number.
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)
+    parsed = dotenv_values(stream=io.StringIO(text.removeprefix("\ufeff")), interpolate=False)
+    return {
+        key: value for key, value in parsed.items() if value is not None and ENV_NAME.fullmatch(key)
+    }
 
 
 def values(

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import urllib3
 from kubernetes import client
 
 from local.argocd import initial_secret
-from local.argocd.api import ArgoCDError, Client
+from local.argocd.api import ArgoCDError, Client, sanitized
 from local.argocd.session import endpoint, log_in, site_settings
 from local.kube import client as kubeclient
 from tirosh.clusters import ContextProblem, resolve_server
+from tirosh.errors import OperatorError
 from tirosh.plan import connection_state
 from tirosh.secrets_registry import desired_data
 from tirosh.site import Site
@@ -68,9 +70,7 @@ def _context(site: Site, context: str, role: str, fix: str) -> list[Check]:
     except client.ApiException as exc:
         return [Check(False, f"{role} context {context}", f"{exc.status} {exc.reason}", fix)]
     except Exception as exc:  # urllib3 connection, TLS and timeout errors
-        return [
-            Check(False, f"{role} context {context}", f"{type(exc).__name__}: {exc}"[:300], fix)
-        ]
+        return [Check(False, f"{role} context {context}", _why(exc), fix)]
     finally:
         api.close()
 
@@ -83,8 +83,9 @@ def _pods(site: Site) -> Check:
             pods = client.CoreV1Api(api).list_namespaced_pod(namespace).items
         finally:
             api.close()
-    except Exception as exc:  # reported by the context check already; keep one line
-        return Check(False, f"Argo CD Pods in {namespace}", type(exc).__name__)
+    except Exception as exc:  # the context check above says why at length; keep one line
+        fix = f"the management context first (make k3s/kubeconfig/merge SITE={site.name})"
+        return Check(False, f"Argo CD Pods in {namespace}", type(exc).__name__, fix)
     running = [p for p in pods if p.status and p.status.phase == "Running"]
     detail = f"{len(running)}/{len(pods)} Running"
     fix = f"make argocd/status SITE={site.name} (events of the Pods not running)"
@@ -185,35 +186,81 @@ def _secrets(site: Site) -> list[Check]:
     return checks
 
 
-def run_checks(
-    site: Site, environ: Mapping[str, str], emit: Callable[[Check], None] = print
-) -> bool:
-    checks: list[Check] = []
+def _guarded(what: str, fix: str, check: Callable[[], list[Check]]) -> list[Check]:
+    """One section of checks; whatever it raises is its own failure, with its fix, and the
+    next section still runs (the doctor exists for the states where things are broken)."""
+    try:
+        return check()
+    except OperatorError as exc:
+        return [Check(False, what, sanitized(str(exc), limit=400), fix)]
+    except client.ApiException as exc:
+        return [Check(False, what, f"Kubernetes API: {exc.status} {exc.reason}", fix)]
+    except Exception as exc:  # urllib3 connection, TLS, timeouts: reported, never a traceback
+        return [Check(False, what, _why(exc), fix)]
 
-    def add(items: list[Check]) -> None:
-        for item in items:
-            checks.append(item)
-            emit(item)
 
-    add(
-        _context(
-            site, site.argocd_context, "management", f"make k3s/kubeconfig/merge SITE={site.name}"
-        )
-    )
-    add([_pods(site)])
+def _why(exc: BaseException) -> str:
+    """One short line for a connection failure of the kubernetes client (urllib3 nests the
+    real reason in MaxRetryError.reason)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and reason is not None:
+        url = f"{exc.pool.host}:{exc.pool.port}" if exc.pool is not None else "the API"
+        text = str(getattr(reason, "args", [reason])[-1] or reason)
+        return sanitized(f"cannot reach {url}: {text.rsplit(': ', 1)[-1]}", limit=200)
+    return sanitized(f"{type(exc).__name__}: {exc}", limit=300)
+
+
+def _argocd_api(site: Site, environ: Mapping[str, str]) -> list[Check]:
     config = site_settings(site, environ)
+    checks: list[Check] = []
     try:
         with endpoint(site, config) as url:
             argocd = Client(url, verify=not config.insecure)
-            add([Check(True, "Argo CD API", f"{url}: {argocd.version()}")])
+            checks.append(Check(True, "Argo CD API", f"{url}: {argocd.version()}"))
             log_in(
                 argocd, config, environ, lambda: initial_secret.read(site, environ), stdin_tty=False
             )
-            add(_argocd_checks(site, environ, argocd))
+            checks += _argocd_checks(site, environ, argocd)
     except ArgoCDError as exc:
-        add([Check(False, "Argo CD API", str(exc), f"make argocd/status SITE={site.name}")])
+        checks.append(Check(False, "Argo CD API", str(exc), f"make argocd/status SITE={site.name}"))
+    return checks
+
+
+def run_checks(
+    site: Site, environ: Mapping[str, str], emit: Callable[[Check], None] = print
+) -> bool:
+    """Run every check, each section on its own; True when all passed."""
+    checks: list[Check] = []
+    merge = f"make k3s/kubeconfig/merge SITE={site.name}"
+    status = f"make argocd/status SITE={site.name}"
+    sections: list[tuple[str, str, Callable[[], list[Check]]]] = [
+        (
+            f"management context {site.argocd_context}",
+            merge,
+            lambda: _context(site, site.argocd_context, "management", merge),
+        ),
+        (f"Argo CD Pods in {site.argocd.namespace}", status, lambda: [_pods(site)]),
+        ("Argo CD API", status, lambda: _argocd_api(site, environ)),
+    ]
     for declared in site.clusters:
         fix = f"make rke2/kubeconfig/merge SITE={site.name}, or CLUSTER_KUBECTX=<context>"
-        add(_context(site, declared.context, f"workload ({declared.name})", fix))
-    add(_secrets(site))
+        role = f"workload ({declared.name})"
+        sections.append(
+            (
+                f"{role} context {declared.context}",
+                fix,
+                lambda d=declared, f=fix, r=role: _context(site, d.context, r, f),  # type: ignore[misc]
+            )
+        )
+    sections.append(
+        (
+            "registered Secrets",
+            f"{merge}, then make kubernetes/secret/apply SITE={site.name}",
+            lambda: _secrets(site),
+        )
+    )
+    for what, fix, check in sections:
+        for item in _guarded(what, fix, check):
+            checks.append(item)
+            emit(item)
     return all(check.ok for check in checks)

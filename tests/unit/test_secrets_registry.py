@@ -187,3 +187,21 @@ def test_valid_secret_keys_pass(tmp_path: Path) -> None:
     )
     [secret] = load_secrets(site)
     assert [key for key, _ in secret.keys] == [".dockerconfigjson", "tls.crt", "user_name-1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('T="quoted" # a comment\n', {"T": "quoted"}),
+        ('T="line one\nline two"\n', {"T": "line one\nline two"}),
+        ("\ufeffT=after-a-bom\n", {"T": "after-a-bom"}),
+        ("export\tT=after-a-tab\n", {"T": "after-a-tab"}),
+        ('T="a\\nb"\n', {"T": "a\nb"}),
+        ("T='a\\nb'\n", {"T": "a\\nb"}),
+        ("T=pa$word${HOME}\n", {"T": "pa$word${HOME}"}),
+    ],
+)
+def test_dotenv_values_are_read_as_the_ecosystem_reads_them(
+    text: str, expected: dict[str, str]
+) -> None:
+    assert parse_dotenv(text) == expected
