@@ -110,19 +110,56 @@ def _body(secret: RegistrySecret, wanted: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _apply_one(core: client.CoreV1Api, planned: PlannedSecret) -> None:
-    secret = planned.secret
-    if planned.replaced:
-        # A Secret's type is immutable: delete, then apply the new one.
-        core.delete_namespaced_secret(secret.name, secret.namespace)
+def _apply(core: client.CoreV1Api, body: dict[str, Any], dry_run: str | None = None) -> None:
+    metadata = body["metadata"]
+    extra = {"dry_run": dry_run} if dry_run else {}
     core.patch_namespaced_secret(
-        secret.name,
-        secret.namespace,
-        _body(secret, planned.wanted),
+        metadata["name"],
+        metadata["namespace"],
+        body,
         field_manager=FIELD_MANAGER,
         force=True,
         _content_type="application/apply-patch+yaml",
+        **extra,
     )
+
+
+def _apply_one(core: client.CoreV1Api, planned: PlannedSecret) -> None:
+    secret = planned.secret
+    body = _body(secret, planned.wanted)
+    if not planned.replaced:
+        _apply(core, body)
+        return
+    # A Secret's type is immutable: it is replaced. The API server checks the new Secret
+    # first (a dry run under another name), and the old one comes back if the apply fails, so
+    # a failure never leaves the site without its Secret.
+    check_name = f"{secret.name[:239]}-tirosh-check"  # a Secret name is at most 253
+    trial = dict(body, metadata=dict(body["metadata"], name=check_name))
+    _apply(core, trial, dry_run="All")
+    old = core.read_namespaced_secret(secret.name, secret.namespace)
+    core.delete_namespaced_secret(secret.name, secret.namespace)
+    try:
+        _apply(core, body)
+    except Exception:
+        core.create_namespaced_secret(secret.namespace, _restorable(old))
+        raise
+
+
+def _restorable(old: Any) -> dict[str, Any]:
+    """The deleted Secret as it can be created again: its data, type, labels, annotations."""
+    meta = old.metadata
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "labels": meta.labels or {},
+            "annotations": meta.annotations or {},
+        },
+        "type": old.type,
+        "data": dict(old.data or {}),
+    }
 
 
 def apply_secrets(core: client.CoreV1Api, planned: list[PlannedSecret]) -> int:

@@ -205,3 +205,53 @@ def test_dotenv_values_are_read_as_the_ecosystem_reads_them(
     text: str, expected: dict[str, str]
 ) -> None:
     assert parse_dotenv(text) == expected
+
+
+class _Core:
+    """Fault injection, named as such: a CoreV1Api stand-in whose apply of the replacement
+    fails after the old Secret was deleted (a real API server down at that moment)."""
+
+    def __init__(self) -> None:
+        from kubernetes import client
+
+        self.calls: list[str] = []
+        self.stored = client.V1Secret(
+            metadata=client.V1ObjectMeta(name="pull", namespace="argocd", labels={"a": "b"}),
+            type="Opaque",
+            data={".dockerconfigjson": _b64("{}")},
+        )
+
+    def patch_namespaced_secret(self, name: str, namespace: str, body: dict, **kw: object) -> None:
+        self.calls.append(f"apply {name}" + (" (dry run)" if kw.get("dry_run") else ""))
+        if not kw.get("dry_run"):
+            raise ConnectionError("the API server went away")
+
+    def read_namespaced_secret(self, name: str, namespace: str) -> object:
+        return self.stored
+
+    def delete_namespaced_secret(self, name: str, namespace: str) -> None:
+        self.calls.append(f"delete {name}")
+
+    def create_namespaced_secret(self, namespace: str, body: dict) -> None:
+        self.calls.append(f"create {body['metadata']['name']}")
+        self.restored = body
+
+
+def test_a_failed_type_change_puts_the_old_secret_back() -> None:
+    from local.kube.secrets import PlannedSecret, apply_secrets
+
+    core = _Core()
+    wanted = desired_data(GHCR, ENV)
+    planned = PlannedSecret(GHCR, wanted, plan(GHCR, wanted, {"type": "Opaque", "data": {}}), True)
+    with pytest.raises(ConnectionError):
+        apply_secrets(core, [planned])
+    name = "argocd-image-updater-ghcr-pull"
+    assert core.calls == [
+        f"apply {name}-tirosh-check (dry run)",
+        f"delete {name}",
+        f"apply {name}",
+        "create pull",
+    ]
+    assert core.restored["type"] == "Opaque"
+    assert core.restored["metadata"]["labels"] == {"a": "b"}
+    assert core.restored["data"] == {".dockerconfigjson": _b64("{}")}
