@@ -1,8 +1,9 @@
 """Run an operator command as a subprocess and watch where its secrets go.
 
 ``run()`` samples every process's command line (/proc/*/cmdline, what ``ps`` shows) while the
-command runs; ``leaks()`` reports every canary found in its output, in those samples, or in a
-file written under the given directories that is not mode 0600.
+command runs, and the environment of every child tool it starts (kubectl, ssh, ssh-keygen, git:
+/proc/*/environ); ``leaks()`` reports every canary found in its output, in those samples, or in
+a file written under the given directories that is not mode 0600.
 """
 
 from __future__ import annotations
@@ -26,18 +27,26 @@ class Run:
     stderr: str
     command_lines: set[str] = field(default_factory=set)
     started: float = 0.0
+    child_environments: set[str] = field(default_factory=set)
 
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
 
 
-def _command_lines() -> set[str]:
+CHILD_TOOLS = ("kubectl", "ssh", "ssh-keygen", "git")
+
+
+def _command_lines(environments: set[str] | None = None) -> set[str]:
     lines = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 raw = (entry / "cmdline").read_bytes()
+                tool = Path(raw.split(b"\0", 1)[0].decode(errors="replace")).name
+                if environments is not None and tool in CHILD_TOOLS:
+                    environ = (entry / "environ").read_bytes()
+                    environments.add(environ.replace(b"\0", b"\n").decode(errors="replace"))
             except OSError:
                 continue
             lines.add(raw.replace(b"\0", b" ").decode(errors="replace"))
@@ -50,11 +59,12 @@ def run(
     """``python -m module args`` from the repository root; samples ``ps`` every 20 ms."""
     argv = [sys.executable, "-m", module, *args]
     samples: set[str] = set()
+    environments: set[str] = set()
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            samples.update(_command_lines())
+            samples.update(_command_lines(environments))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -73,7 +83,9 @@ def run(
     finally:
         done.set()
         sampler.join()
-    return Run(argv, result.returncode, result.stdout, result.stderr, samples, started)
+    return Run(
+        argv, result.returncode, result.stdout, result.stderr, samples, started, environments
+    )
 
 
 def written_files(directories: Iterable[Path], since: float) -> list[Path]:
@@ -98,6 +110,9 @@ def leaks(result: Run, canaries: Iterable[str], directories: Iterable[Path] = ()
         for line in result.command_lines:
             if canary in line:
                 found.append(f"command line has {canary[:6]}...: {line[:80]}")
+        for environ in result.child_environments:
+            if canary in environ:
+                found.append(f"a child tool's environment has {canary[:6]}...")
         for path in files:
             if path.stat().st_mode & 0o077 and canary.encode() in path.read_bytes():
                 found.append(
