@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyinfra.api import OperationError
 
-from operations.kubeconfig import _load
+from operations.kubeconfig import _load, _Pull
 from tests.unit.test_kubeconfig import renamed
 from tirosh import kubeconfig, kubeconfig_lock, kubeconfig_yaml
 
@@ -324,3 +324,18 @@ def test_ordinary_anchors_and_depth_still_load() -> None:
     )
     config = kubeconfig.from_text(text)
     assert config["preferences"]["a2"] == [[["lol"] * 3] * 3] * 3
+
+
+@pytest.mark.parametrize("text", [alias_bomb(9), depth_bomb(5000)])
+def test_a_bomb_fetched_from_the_host_is_one_line_in_the_plan(tmp_path: Path, text: str) -> None:
+    pull = _Pull(
+        "/etc/rancher/k3s/k3s.yaml",
+        "lab/k3s",
+        "https://k3s.lab.example:6443",
+        tmp_path / "lab.yml",
+        tmp_path / "config",
+        True,
+    )
+    with pytest.raises(OperationError, match=r"^/etc/rancher/k3s/k3s.yaml: .*(alias|nests deeper)"):
+        pull.pending(text)
+    assert list(tmp_path.iterdir()) == []
