@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from tirosh.inputs import excerpt
+from tirosh.site.values import host_port_problem
+
 __all__ = ["LoginArgsError", "Settings", "parse_login_args", "settings"]
 
 FLAGS: Final = ("--plaintext", "--insecure", "--skip-test-tls", "--grpc-web", "--prompts-enabled")
@@ -84,10 +87,12 @@ def _server(value: str, source: str) -> str:
     value = value.strip()
     if "://" in value:
         raise LoginArgsError(
-            f"{source}: give HOST or HOST:PORT, got {value!r}; the scheme follows --plaintext"
+            f"{source}: give HOST or HOST:PORT, got {excerpt(value)}; the scheme follows --plaintext"
         )
-    if not value or "/" in value or " " in value:
-        raise LoginArgsError(f"{source}: give HOST or HOST:PORT, got {value!r}")
+    # As site/validate checks argocd.server: a '#', '?' or '/' would send the login elsewhere.
+    problem = host_port_problem(value) if value else "must not be empty"
+    if problem:
+        raise LoginArgsError(f"{source}: give HOST or HOST:PORT; {problem}")
     return value
 
 

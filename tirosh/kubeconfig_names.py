@@ -57,6 +57,33 @@ def name_problem(name: object) -> str | None:
         return "has leading or trailing whitespace"
     if name.startswith("-"):
         return "must not start with '-' (kubectl --context would read it as an option)"
+    return _lookalike_problem(name)
+
+
+# Scripts whose letters look like Latin ones (Cyrillic а, Greek ο): a name mixing them is one
+# that reads as another name.
+_CONFUSABLE_SCRIPTS: Final = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _lookalike_problem(name: str) -> str | None:
+    """Why ``name`` could be taken for another name, or None: a space other than U+0020 (a
+    no-break space), a compatibility form (fullwidth letters, ligatures: NFKC changes them), or
+    letters of Latin, Cyrillic and Greek mixed."""
+    for char in name:
+        if char != " " and unicodedata.category(char) == "Zs":
+            return f"contains the space U+{ord(char):04X}, which looks like U+0020"
+    if unicodedata.normalize("NFKC", name) != name:
+        changed = next(c for c in name if unicodedata.normalize("NFKC", c) != c)
+        return f"contains U+{ord(changed):04X}, which has another standard form (NFKC)"
+    scripts = {
+        script
+        for char in name
+        if char.isalpha()
+        for script in _CONFUSABLE_SCRIPTS
+        if unicodedata.name(char, "").startswith(script)
+    }
+    if len(scripts) > 1:
+        return f"mixes {' and '.join(sorted(s.title() for s in scripts))} letters, which look alike"
     return None
 
 

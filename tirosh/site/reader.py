@@ -24,6 +24,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 only
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 _MISSING: Final = object()
+MAX_MESSAGE: Final = 400
+# As for YAML (strict_yaml.MAX_DEPTH): site files nest a few levels; tomllib recurses per level.
+MAX_TOML_DEPTH: Final = strict_yaml.MAX_DEPTH
 
 
 def describe(value: Any) -> str:
@@ -66,6 +69,10 @@ class Report:
             return str(path)
 
     def add(self, file: str, key: str, message: str) -> None:
+        # A message quoting a 10 MB value must not put 10 MB on stderr: the checks cut the
+        # value they repeat (inputs.excerpt); this catches any that does not.
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
         self.problems.append(Problem(file, key, message))
 
     def warn_kubeconfig_path(self, where: str, text: str, path: Path) -> None:
@@ -256,7 +263,36 @@ def read_toml(report: Report, path: Path) -> Table | None:
         # The message carries "(at line N, column M)".
         report.add(report.rel(path), "-", f"invalid TOML: {_one_line(str(exc))}")
         return None
+    except RecursionError:
+        # tomllib's parser recurses once per nested array or inline table.
+        data = None
+    if data is None or _depth(data) > MAX_TOML_DEPTH:
+        report.add(
+            report.rel(path), "-", f"invalid TOML: nested deeper than {MAX_TOML_DEPTH} levels"
+        )
+        return None
     return Table(report, report.rel(path), data)
+
+
+def _depth(data: Any) -> int:
+    """How deep lists and tables nest in ``data`` (without recursion)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        children = (
+            value.values()
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, list)
+            else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_TOML_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def read_yaml(report: Report, path: Path) -> Table | None:
