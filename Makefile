@@ -37,7 +37,6 @@ PYINFRA := $(VENV)/bin/pyinfra
 KUBECTL := $(VENV)/bin/kubectl
 INVENTORY := inventories/$(SITE).py
 HOST ?= argocd
-export HOST
 # Extra pyinfra flags, e.g. PYINFRA_FLAGS="--dry --diff" or "-v".
 PYINFRA_FLAGS ?=
 # Without --dry, apply without the interactive confirmation prompt.
@@ -145,7 +144,7 @@ lab-down: deps ## stop the lab and remove every container, mount and link it lef
 	$(PY) -m lab down
 
 lab-ssh: deps ## shell on a lab host: make lab-ssh HOST=argocd
-	$(PY) -m lab ssh "$$HOST"
+	$(PY) -m lab ssh "$${HOST-argocd}"
 
 lab-status: deps ## which lab hosts are running
 	$(PY) -m lab status

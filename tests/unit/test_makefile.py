@@ -115,6 +115,7 @@ class StandIn:
             cwd=REPO,
             capture_output=True,
             text=True,
+            errors="replace",
             check=False,
             timeout=60,
             env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
