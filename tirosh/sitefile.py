@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from tirosh import regular_file
 from tirosh.site import Problem
+from tirosh.site.reader import MAX_TOML_DEPTH, nesting_depth
 
 try:
     import tomllib
@@ -28,8 +29,15 @@ ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def load_toml(path: Path, file: str, problems: list[Problem]) -> dict[str, Any] | None:
     """The parsed file, ``{}`` when it does not exist (nothing declared), None when broken."""
+    # Deep nesting is refused as in the other site files (tirosh.site.reader.read_toml).
+    deep = f"invalid TOML: nested deeper than {MAX_TOML_DEPTH} levels"
     try:
-        return tomllib.loads(regular_file.read_text(path))
+        data = tomllib.loads(regular_file.read_text(path))
+        if nesting_depth(data) <= MAX_TOML_DEPTH:
+            return data
+        problems.append(Problem(file, "-", deep))
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        problems.append(Problem(file, "-", deep))
     except FileNotFoundError:
         return {}
     except OSError as exc:

@@ -266,7 +266,7 @@ def read_toml(report: Report, path: Path) -> Table | None:
     except RecursionError:
         # tomllib's parser recurses once per nested array or inline table.
         data = None
-    if data is None or _depth(data) > MAX_TOML_DEPTH:
+    if data is None or nesting_depth(data) > MAX_TOML_DEPTH:
         report.add(
             report.rel(path), "-", f"invalid TOML: nested deeper than {MAX_TOML_DEPTH} levels"
         )
@@ -274,7 +274,7 @@ def read_toml(report: Report, path: Path) -> Table | None:
     return Table(report, report.rel(path), data)
 
 
-def _depth(data: Any) -> int:
+def nesting_depth(data: Any) -> int:
     """How deep lists and tables nest in ``data`` (without recursion)."""
     deepest, stack = 0, [(data, 0)]
     while stack:

@@ -76,6 +76,16 @@ def test_deeply_nested_toml_is_one_line_not_a_traceback(
     assert len(stderr) < 300
 
 
+@pytest.mark.parametrize("name", ["clusters.toml", "repositories.toml", "secrets.toml"])
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_deep_toml_in_the_local_phase_files_is_one_line(repo: Path, name: str, depth: int) -> None:
+    path = repo / "sites" / "lab" / "argocd" / name
+    path.write_text("x = " + "[" * depth + "]" * depth + "\n")
+    found = problems(repo)
+    assert [(p.file, p.key) for p in found] == [(rel(f"argocd/{name}"), "-")], found
+    assert "nested deeper than 32 levels" in found[0].message
+
+
 def test_toml_within_the_depth_is_read(repo: Path) -> None:
     append(repo, PROFILE, "\n[deep]\nx = " + "[" * 29 + "]" * 29 + "\n")
     problem = only_problem(repo)
