@@ -356,6 +356,8 @@ def test_every_value_is_refused_in_words_or_quoted_where_used(
             assert any(PROBLEM_LINE.match(x) for x in lines), stderr
             return
         stats["accepted"] += 1
+        # Warnings about an accepted value repeat only an excerpt of it too.
+        assert all(len(x) <= MAX_LINE for x in stderr.splitlines()), len(stderr)
         # Accepted values carry no control or separator characters at all.
         assert not any(ord(c) < 0x20 or c in "\x7f\x85\u2028\u202e\u200b" for c in value)
         if field.file == "profile.toml" and field.path[-1] in (

@@ -49,6 +49,12 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _capped(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -71,14 +77,12 @@ class Report:
     def add(self, file: str, key: str, message: str) -> None:
         # A message quoting a 10 MB value must not put 10 MB on stderr: the checks cut the
         # value they repeat (inputs.excerpt); this catches any that does not.
-        if len(message) > MAX_MESSAGE:
-            message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
-        self.problems.append(Problem(file, key, message))
+        self.problems.append(Problem(file, key, _capped(message)))
 
     def warn_kubeconfig_path(self, where: str, text: str, path: Path) -> None:
         """A relative kubeconfig path, or one outside the home directory, is a warning."""
         if warning := kubeconfig.path_warning(where, text, path, self.environ.get("HOME")):
-            self.warnings.append(warning)
+            self.warnings.append(_capped(warning))
 
     def resolve(self, text: str, base: Path) -> Path:
         """Expand ``~`` (HOME from the given environment) and anchor relative paths at base."""
