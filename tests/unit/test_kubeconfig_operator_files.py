@@ -147,16 +147,16 @@ sys.path.insert(0, {repo!r})
 from tests.unit.test_kubeconfig import renamed
 from tirosh import kubeconfig
 calls = 0
-real_fsync = os.fsync
-def paused_fsync(fd):
-    # Constructed pause: the {pause}th fsync of the merge blocks, so the kill lands there.
+real = os.{call}
+def paused(*args):
+    # Constructed pause: the {pause}th os.{call} of the merge blocks, so the kill lands there.
     global calls
     calls += 1
     if calls == {pause}:
         print("paused", flush=True)
         time.sleep(600)
-    real_fsync(fd)
-os.fsync = paused_fsync
+    return real(*args)
+os.{call} = paused
 kubeconfig.merge_into_file(Path({path!r}), renamed())
 """
 
@@ -166,7 +166,7 @@ kubeconfig.merge_into_file(Path({path!r}), renamed())
 def test_a_merge_killed_mid_write_is_cleaned_up_by_the_next_run(tmp_path: Path, pause: int) -> None:
     config = tmp_path / ".kube" / "config"
     before = operator_file(config, size=4000)
-    script = CHILD_PAUSED.format(repo=str(REPO), pause=pause, path=str(config))
+    script = CHILD_PAUSED.format(repo=str(REPO), call="fsync", pause=pause, path=str(config))
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -185,6 +185,28 @@ def test_a_merge_killed_mid_write_is_cleaned_up_by_the_next_run(tmp_path: Path, 
     merged = kubeconfig.load(config)
     assert merged is not None
     assert {c["name"] for c in merged["contexts"]} == {"work", "lab/k3s"}
+
+
+def test_a_merge_killed_while_taking_the_lock_leaves_no_lock(tmp_path: Path) -> None:
+    config = tmp_path / ".kube" / "config"
+    before = operator_file(config)
+    # The 1st os.link is the lock's: its owner line is written, the lock not yet there.
+    script = CHILD_PAUSED.format(repo=str(REPO), call="link", pause=1, path=str(config))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "paused\n"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    left = leftovers(config.parent)
+    assert len(left) == 1 and left[0].startswith(".config.lock.tmp-"), left
+    # kubectl is not blocked by it (no config.lock), and it is no secret; the next merge
+    # removes it once it is older than any live creator keeps one.
+    os.utime(config.parent / left[0], (0, 0))
+    kubeconfig.merge_into_file(config, renamed())
+    assert leftovers(config.parent) == []
+    assert (config.parent / "config.bak").read_bytes() == before
 
 
 def test_a_live_processs_temporary_file_and_lock_temp_are_left_alone(tmp_path: Path) -> None:
