@@ -3,6 +3,22 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Values typed on the make line (and the variables below read from the environment) reach the
+# tools exactly as typed: make would expand `$9` or `$(shell ...)` inside them wherever they are
+# used or exported, so each becomes a simple variable holding its unexpanded text, and is
+# exported, so the tools read it from their environment. None of them is placed in a recipe's
+# shell text, except the checked names and paths below. Names make itself gives a meaning
+# (SHELL, MAKE, ...) and this file's own helpers (APPLY, `_...`, `.…`) cannot be set there.
+_TAKES := SITE VENV HOST PYINFRA_FLAGS ARGOCD_WAIT YES KUBERNETES_SECRET
+_MAKE_OWN := MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL
+_FIXED := SHELL MAKE MAKESHELL MAKEFILE_LIST MAKECMDGOALS CURDIR APPLY
+_made_line = $(filter-out $(_MAKE_OWN),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+_refused := $(filter $(_FIXED) .% _%,$(_made_line))
+ifneq ($(_refused),)
+$(error $(firstword $(_refused)) cannot be set on the make line: the Makefile defines it)
+endif
+$(foreach v,$(sort $(_made_line) $(foreach v,$(_TAKES),$(if $(filter environment,$(origin $(v))),$(v)))),$(eval override $(v) := $$(value $(v)))$(eval export $(v)))
+
 SITE ?= tirosh-home
 # SITE names a folder of sites/ and reaches shell commands and paths: refuse anything but the
 # characters the site loader allows, before any recipe (or `$(...)` inside the value) can run.
@@ -25,6 +41,22 @@ HOST ?= argocd
 PYINFRA_FLAGS ?=
 # Without --dry, apply without the interactive confirmation prompt.
 APPLY := $(PYINFRA) -y $(PYINFRA_FLAGS) $(INVENTORY)
+
+# The paths and flags that are part of the recipes' command lines: refused unless every
+# character is one the shell takes literally (no quotes, `$`, globs, `;`, `~`, line breaks).
+# No `:` or `%`: VENV names a rule's target, where they mean a rule and a pattern.
+_PATH_CHARS := $(_SITE_CHARS) / + @ ,
+_blank := $(subst x,,x x)
+# Non-empty when $(1) is, blanks and line breaks included ($(if) would strip them).
+_literal = $(subst x$(1),,x)
+# A leading @, + or - would be read by make as a recipe prefix (+ even runs under make -n).
+_check_chars = $(if $(call _literal,$(call _strip,$(_PATH_CHARS),$(value $(1))))$(filter @% +% -%,$(value \
+	$(1))),$(error $(1) may hold only letters, digits and . _ - / + @ , and must not start \
+	with @, + or - (it is part of a command line)))
+$(foreach v,VENV PY PYINFRA KUBECTL INVENTORY,$(call _check_chars,$(v)))
+ifneq ($(call _strip,$(_PATH_CHARS) = :,$(subst $(_blank),,$(value PYINFRA_FLAGS))),)
+$(error PYINFRA_FLAGS may hold only letters, digits, spaces and . _ - / + @ , = : (it is part of a command line))
+endif
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -92,9 +124,10 @@ rke2/kubeconfig/merge: deps ## merge the workload cluster's context into ~/.kube
 .PHONY: argocd/install argocd/status argocd/port-forward
 # Seconds argocd/install waits for the rollout; default: argocd_rollout_timeout of the site.
 ARGOCD_WAIT ?=
+export ARGOCD_WAIT
 argocd/install: deps ## install or upgrade Argo CD, then wait for the rollout and report
 	$(APPLY) --limit management deploys/argocd.py
-	$(PY) -m local argocd/status $(SITE) --wait $(or $(ARGOCD_WAIT),$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout))
+	$(PY) -m local argocd/status $(SITE) --wait "$${ARGOCD_WAIT:-$$($(PY) -m tirosh.site get $(SITE) argocd.rollout_timeout)}"
 
 argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
 	$(PY) -m local argocd/status $(SITE)
@@ -111,7 +144,7 @@ lab-down: deps ## stop the lab and remove every container, mount and link it lef
 	$(PY) -m lab down
 
 lab-ssh: deps ## shell on a lab host: make lab-ssh HOST=argocd
-	$(PY) -m lab ssh $(HOST)
+	$(PY) -m lab ssh "$${HOST-argocd}"
 
 lab-status: deps ## which lab hosts are running
 	$(PY) -m lab status

@@ -132,7 +132,11 @@ class _Pull:
     replace: bool = False
 
     def desired(self, text: str) -> dict[str, Any]:
-        renamed = kubeconfig.rename(kubeconfig.from_text(text), self.context, self.server)
+        try:
+            renamed = kubeconfig.rename(kubeconfig.from_text(text), self.context, self.server)
+        except ValueError as error:
+            # Not a kubeconfig we can rename (or a YAML bomb): one line, the host's path.
+            raise OperationError(f"{self.remote_path}: {error}") from None
         if not self.current:
             # merge() takes current-context from the incoming file when the target has none.
             renamed["current-context"] = ""
@@ -217,7 +221,11 @@ def _write(
     text = read_secret_file(host, pull.remote_path)
     if text is None:
         raise RuntimeError(f"{pull.remote_path} does not exist on {host.name}")
-    desired = pull.desired(text)
+    try:
+        desired = pull.desired(text)
+    except OperationError as error:
+        logger.error(f"{host.print_prefix}{error}")
+        return False
     path = pull.site_file
     try:
         if kubeconfig.write_if_changed(path, desired):

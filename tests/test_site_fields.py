@@ -71,6 +71,24 @@ TRICKY = [
 ]
 
 
+# Tried in every field (issue 17): ports and tails of API URLs, bare and zoned IPv6, look-alike
+# names, and a huge value, whose refusal must repeat only an excerpt.
+EDGE_EXAMPLES = [
+    "https://k3s.lab.test:0",
+    "https://k3s.lab.test:",
+    "https://k3s.lab.test:6443/p?q#f",
+    "::1",
+    "[fe80::1%eth0]:443",
+    "fe80::1%eth0",
+    "lab/k3s\u00a0x",
+    "\uff4c\uff41\uff42/k3s",
+    "l\u0430b/k3s",
+    "a/b",
+    "x;" * 100_000,
+]
+# No line of a refusal is longer than this, whatever the value's length.
+MAX_LINE = 600
+
 # Accepted values with shell metacharacters that reach commands: always tried first.
 SHELL_EXAMPLES = {
     "k3s_release_url": "https://m.lab.test/a;b$(id)'q&x",
@@ -134,7 +152,7 @@ def _fields() -> list[Field]:
         )
     ]
     cluster = ("clusters", 0)
-    clusters = [(*cluster, k) for k in ("context", "name", "server")]
+    clusters: list[tuple[str | int, ...]] = [(*cluster, k) for k in ("context", "name", "server")]
     clusters.append((*cluster, "namespaces", 0))
     repositories = [
         ("repositories", 0, "name"),
@@ -420,11 +438,23 @@ def test_every_value_is_refused_in_words_or_quoted_where_used(
             assert lines and all(PROBLEM_LINE.match(x) or WARNING_LINE.match(x) for x in lines), (
                 stderr
             )
+            assert all(len(x) <= MAX_LINE for x in lines), max(lines, key=len)[:200]
             assert any(PROBLEM_LINE.match(x) for x in lines), stderr
             return
         stats["accepted"] += 1
+        # Warnings about an accepted value repeat only an excerpt of it too.
+        assert all(len(x) <= MAX_LINE for x in stderr.splitlines()), len(stderr)
         # Accepted values carry no control or separator characters at all.
         assert not any(ord(c) < 0x20 or c in "\x7f\x85\u2028\u202e\u200b" for c in value)
+        if field.file == "profile.toml" and field.path[-1] in (
+            "argocd",
+            "rke2_gpu",
+            "cluster_context",
+        ):
+            # Context names: no look-alike spaces or letters.
+            assert "\u00a0" not in value and "\u0430" not in value and "\uff4c" not in value
+        if field.key in ("k3s.api_server", "rke2.api_server", "argocd.server"):
+            assert value not in EDGE_EXAMPLES, value  # none of them is a usable API address
         if SHELL_META & set(value) and not planned and value not in base_plan():
             planned.append(value)  # one plan per field: it takes seconds
             stats["planned"] += 1
@@ -439,6 +469,8 @@ def test_every_value_is_refused_in_words_or_quoted_where_used(
     test = check
     if field.key in SHELL_EXAMPLES:
         test = example(SHELL_EXAMPLES[field.key])(test)
+    for edge in EDGE_EXAMPLES:
+        test = example(edge)(test)
     test = given(values_for(str(get(data, field.path))))(test)
     settings(
         max_examples=EXAMPLES,

@@ -15,23 +15,18 @@ Environment overrides: ``ARGOCD_SERVER``, ``ARGOCD_LOGIN_ARGS``, ``ARGOCD_AUTO_P
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from tirosh.errors import OperatorError
+from tirosh.inputs import excerpt
+from tirosh.login_args import DEFAULT_USERNAME, LoginArgsError, parse_login_args
+from tirosh.site.values import host_port_problem
 
 __all__ = ["LoginArgsError", "Settings", "parse_login_args", "settings"]
 
-FLAGS: Final = ("--plaintext", "--insecure", "--skip-test-tls", "--grpc-web", "--prompts-enabled")
-DEFAULT_USERNAME: Final = "admin"
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
-
-
-class LoginArgsError(OperatorError, ValueError):
-    """A login setting is not understood; the message names the source and the word."""
 
 
 @dataclass(frozen=True)
@@ -52,44 +47,16 @@ class Settings:
         return f"{self.scheme}://{host_port or self.server}"
 
 
-def parse_login_args(text: str, source: str) -> dict[str, object]:
-    """The meaning of the login words; LoginArgsError naming ``source`` and the unknown word."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise LoginArgsError(f"{source}: cannot split {text!r}: {exc}") from None
-    result: dict[str, object] = {}
-    index = 0
-    while index < len(words):
-        word = words[index]
-        if word.startswith("--username"):
-            if word.startswith("--username="):
-                name = word.split("=", 1)[1]
-            elif word == "--username" and index + 1 < len(words):
-                index += 1
-                name = words[index]
-            else:
-                raise LoginArgsError(f"{source}: --username needs a name")
-            if not name or name.startswith("-"):
-                raise LoginArgsError(f"{source}: --username needs a name, got {name!r}")
-            result["username"] = name
-        elif word in FLAGS:
-            result[word.lstrip("-").replace("-", "_")] = True
-        else:
-            known = ", ".join((*FLAGS, "--username NAME"))
-            raise LoginArgsError(f"{source}: unknown word {word!r} (known: {known})")
-        index += 1
-    return result
-
-
 def _server(value: str, source: str) -> str:
     value = value.strip()
     if "://" in value:
         raise LoginArgsError(
-            f"{source}: give HOST or HOST:PORT, got {value!r}; the scheme follows --plaintext"
+            f"{source}: give HOST or HOST:PORT, got {excerpt(value)}; the scheme follows --plaintext"
         )
-    if not value or "/" in value or " " in value:
-        raise LoginArgsError(f"{source}: give HOST or HOST:PORT, got {value!r}")
+    # As site/validate checks argocd.server: a '#', '?' or '/' would send the login elsewhere.
+    problem = host_port_problem(value) if value else "must not be empty"
+    if problem:
+        raise LoginArgsError(f"{source}: give HOST or HOST:PORT; {problem}")
     return value
 
 

@@ -10,12 +10,23 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["ascii_match", "text_problem"]
+__all__ = ["EXCERPT", "ascii_match", "excerpt", "text_problem"]
 
 # Control and format characters (NUL, newline, escape, bidi overrides, zero-width ones) and the
 # Unicode line and paragraph separators: they split lines in logs, YAML and shells, or make two
 # different values look the same.
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Characters of a value a refusal repeats: enough to find it, never a 10 MB value on stderr.
+EXCERPT: Final = 60
+
+
+def excerpt(value: object) -> str:
+    """``repr(value)`` for a refusal: cut to ``EXCERPT`` characters of the value, followed by
+    its length, when longer."""
+    if not isinstance(value, str) or len(value) <= EXCERPT:
+        text = repr(value)
+        return text if len(text) <= 4 * EXCERPT else text[: 4 * EXCERPT] + "..."
+    return f"{value[:EXCERPT]!r}... ({len(value)} characters)"
 
 
 def text_problem(value: str) -> str | None:

@@ -14,7 +14,6 @@ import copy
 import gc
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +23,8 @@ from typing import Any, Final
 
 import yaml
 
-from tirosh import regular_file
-from tirosh.kubeconfig_lock import LockTimeout, locked
+from tirosh import kubeconfig_yaml, regular_file
+from tirosh.kubeconfig_lock import LockTimeout, locked, remove_stale_temps, temp_path
 from tirosh.kubeconfig_names import (
     MAX_NAME,
     REPLACE_VARIABLE,
@@ -94,6 +93,9 @@ def from_text(text: str) -> dict[str, Any]:
     try:
         with _no_gc():
             # str(): the C loader takes only an exact str, not a subclass such as Redacted.
+            # Depth and alias bombs first: the loader itself would crash or build a document
+            # whose every comparison takes exponential time.
+            kubeconfig_yaml.check(str(text), _LOADER)
             data = yaml.load(str(text), Loader=_LOADER)
     except yaml.YAMLError as exc:
         # Only the position: the parser's message quotes the offending line, which in a
@@ -272,10 +274,12 @@ def _make_private_dirs(directory: Path) -> None:
         os.chmod(created, DIR_MODE)  # umask may have narrowed it; make it exact
 
 
-def _write_bytes_atomic(path: Path, data: bytes, mode: int) -> None:
-    path = _real_path(path)
+def _write_bytes_atomic(path: Path, data: bytes, mode: int, follow: bool = True) -> None:
+    # follow=False replaces a symlink at path by the file instead of writing through it.
+    if follow:
+        path = _real_path(path)
     _make_private_dirs(path.parent)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    temp = temp_path(path)
     # O_EXCL + the final mode at creation: the content is never readable by others, not even
     # for the instant between create and chmod.
     fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), mode)
@@ -331,6 +335,9 @@ def merge_into_file(
     _make_private_dirs(path.parent)
     with locked(path):
         real = _real_path(path)
+        # Under the lock no other merge writes this file: a temporary file of a dead process
+        # here is what a killed merge left (with the client key in it).
+        remove_stale_temps(real)
         existing = load(real)
         if existing is not None and not replace and (found := conflicts(existing, incoming)):
             raise ConflictError("; ".join(found) + f" (set {REPLACE_VARIABLE}=true to replace)")
@@ -340,11 +347,15 @@ def merge_into_file(
         check_writable(real)
         backup: Path | None = None
         if real.exists():
-            backup = real.with_name(real.name + backup_suffix)
+            # Beside the path as the operator names it (~/.kube/config.bak, also when config
+            # links into a dotfiles folder), and never through a link found there: the previous
+            # file, client keys included, must not land in whatever file a link names.
+            backup = path.with_name(path.name + backup_suffix)
+            remove_stale_temps(backup)
             # Several merges in one run (k3s, then rke2) keep the backup of the file as it was
             # before the run, not of the first merge's result.
             if real not in _backed_up:
-                _write_bytes_atomic(backup, real.read_bytes(), SECRET_MODE)
+                _write_bytes_atomic(backup, real.read_bytes(), SECRET_MODE, follow=False)
                 _backed_up.add(real)
         write_atomic(real, dump(merged))
     return MergeResult(changed=True, backup=backup)
@@ -369,6 +380,7 @@ def write_if_changed(path: Path, config: dict[str, Any]) -> bool:
     _make_private_dirs(path.parent)
     with locked(path):
         real = _real_path(path)
+        remove_stale_temps(real)
         current = load(real)
         if current is not None and (foreign := foreign_names(current, config)):
             # A per-site file holds one cluster; another's entries mean it is someone's file.

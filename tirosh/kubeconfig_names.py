@@ -8,6 +8,7 @@ re-exports everything here.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +58,37 @@ def name_problem(name: object) -> str | None:
         return "has leading or trailing whitespace"
     if name.startswith("-"):
         return "must not start with '-' (kubectl --context would read it as an option)"
+    return _lookalike_problem(name)
+
+
+# Scripts whose letters look like Latin ones (Cyrillic а, Greek ο): a name mixing them is one
+# that reads as another name.
+_CONFUSABLE_SCRIPTS: Final = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _lookalike_problem(name: str) -> str | None:
+    """Why ``name`` could be taken for another name, or None: a space other than U+0020 (a
+    no-break space), a compatibility form (fullwidth letters, ligatures: NFKC changes them), or
+    letters of Latin, Cyrillic and Greek mixed in one word."""
+    for char in name:
+        if char != " " and unicodedata.category(char) == "Zs":
+            return f"contains the space U+{ord(char):04X}, which looks like U+0020"
+    if unicodedata.normalize("NFKC", name) != name:
+        changed = next((c for c in name if unicodedata.normalize("NFKC", c) != c), None)
+        if changed is None:  # a combining sequence that composes (e + U+0301 is é)
+            return "is not in its standard Unicode form (NFKC): it looks like another spelling"
+        return f"contains U+{ord(changed):04X}, which has another standard form (NFKC)"
+    # Per word (a run of letters and digits): "прод/k3s" is two words, "lаb" with a Cyrillic а is one.
+    for word in re.findall(r"[^\W_]+", name):
+        scripts = {
+            script
+            for char in word
+            for script in _CONFUSABLE_SCRIPTS
+            if unicodedata.name(char, "").startswith(script)
+        }
+        if len(scripts) > 1:
+            mixed = " and ".join(sorted(s.title() for s in scripts))
+            return f"mixes {mixed} letters in {word!r}, which look alike"
     return None
 
 

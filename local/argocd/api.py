@@ -329,7 +329,11 @@ class Client:
         return [dict(item) for item in items]
 
     def _http_error(
-        self, exc: urllib.error.HTTPError, method: str, path: str, secrets: tuple[str, ...]
+        self,
+        exc: urllib.error.HTTPError,
+        method: str,
+        path: str,
+        secrets: tuple[str, ...] = (),
     ) -> ArgoCDError:
         status = exc.code
         try:

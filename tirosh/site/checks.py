@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 from tirosh import kubeconfig
+from tirosh.inputs import excerpt
 from tirosh.site.files import ArgoDraft, InventoryDraft, ProfileDraft
 from tirosh.site.k3s_vars import K3sDraft
-from tirosh.site.model import PROFILE, Site, Vm
+from tirosh.site.model import ENVIRONMENT, PROFILE, Site, Vm
 from tirosh.site.reader import Report
 from tirosh.site.values import host_key, https_url_host
 
@@ -50,16 +51,33 @@ def _check_contexts(report: Report, profile: ProfileDraft) -> None:
     rke2_ctx = profile.kube.get("rke2_context")
     if argocd_ctx is not None and argocd_ctx == rke2_ctx:
         file, key = profile.context_source
-        report.add(file, key, f"{argocd_ctx!r} is also kube.contexts.rke2_gpu; use distinct names")
+        report.add(
+            file, key, f"{excerpt(argocd_ctx)} is also kube.contexts.rke2_gpu; use distinct names"
+        )
     cluster_ctx = profile.argocd.get("cluster_context")
     if cluster_ctx is None or argocd_ctx is None or rke2_ctx is None:
         return
+    # The runbook's warning: mixing the two up registers the management cluster itself as the
+    # workload cluster. Seen from the site files alone, so refused before any connection.
+    workload = {(profile.file, "argocd.cluster_context"): cluster_ctx}
+    if override := report.environ.get("CLUSTER_KUBECTX"):
+        workload[(ENVIRONMENT, "CLUSTER_KUBECTX")] = override
+    for (file, key), name in workload.items():
+        if name == argocd_ctx != rke2_ctx:  # equal contexts are reported above
+            where = (
+                "KUBECTX" if profile.context_source[0] == ENVIRONMENT else "kube.contexts.argocd"
+            )
+            report.add(
+                file,
+                key,
+                f"{excerpt(name)} is the management context ({where}): Argo CD would register "
+                f"its own cluster as the workload cluster; use kube.contexts.rke2_gpu ({excerpt(rke2_ctx)})",
+            )
     if cluster_ctx not in (argocd_ctx, rke2_ctx):
         report.add(
             profile.file,
             "argocd.cluster_context",
-            f"{cluster_ctx!r} must be kube.contexts.rke2_gpu ({rke2_ctx!r}) "
-            f"or kube.contexts.argocd ({argocd_ctx!r})",
+            f"{excerpt(cluster_ctx)} must be kube.contexts.rke2_gpu ({excerpt(rke2_ctx)})",
         )
 
 
@@ -70,11 +88,12 @@ def _check_context_names(report: Report, profile: ProfileDraft) -> bool:
         profile.context_source: profile.kube.get("argocd_context"),
         (profile.file, "kube.contexts.rke2_gpu"): profile.kube.get("rke2_context"),
         (profile.file, "argocd.cluster_context"): profile.argocd.get("cluster_context"),
+        (ENVIRONMENT, "CLUSTER_KUBECTX"): report.environ.get("CLUSTER_KUBECTX") or None,
     }
     ok = True
     for (file, key), name in names.items():
         if name is not None and (problem := kubeconfig.name_problem(name)):
-            report.add(file, key, f"{problem} (a kubeconfig context name), got {name!r}")
+            report.add(file, key, f"{problem} (a kubeconfig context name), got {excerpt(name)}")
             ok = False
     return ok
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from tirosh.argocd_login import LoginArgsError, parse_login_args
+from tirosh.login_args import LoginArgsError, parse_login_args
 from tirosh.site import model
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.clusters_file import read_clusters

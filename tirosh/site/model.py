@@ -151,7 +151,9 @@ class ArgoCDAccess:
     login_args: str = setting("login_args", "text", required=True)
     auto_port_forward: bool = setting("auto_port_forward", "boolean", required=True)
     cluster_context: str = setting("cluster_context", "string", required=True)
-    cluster_name: str = setting("cluster_name", "string", required=True)
+    cluster_name: str = setting(
+        "cluster_name", "string", required=True, check=values.cluster_name_problem
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11 only
 _MISSING: Final = object()
 T = TypeVar("T")
 ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_MESSAGE: Final = 400
+# As for YAML (strict_yaml.MAX_DEPTH): site files nest a few levels; tomllib recurses per level.
+MAX_TOML_DEPTH: Final = strict_yaml.MAX_DEPTH
 
 
 def describe(value: Any) -> str:
@@ -49,6 +52,12 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _capped(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -69,12 +78,14 @@ class Report:
             return str(path)
 
     def add(self, file: str, key: str, message: str) -> None:
-        self.problems.append(Problem(file, key, message))
+        # A message quoting a 10 MB value must not put 10 MB on stderr: the checks cut the
+        # value they repeat (inputs.excerpt); this catches any that does not.
+        self.problems.append(Problem(file, key, _capped(message)))
 
     def warn_kubeconfig_path(self, where: str, text: str, path: Path) -> None:
         """A relative kubeconfig path, or one outside the home directory, is a warning."""
         if warning := kubeconfig.path_warning(where, text, path, self.environ.get("HOME")):
-            self.warnings.append(warning)
+            self.warnings.append(_capped(warning))
 
     def resolve(self, text: str, base: Path) -> Path:
         """Expand ``~`` (HOME from the given environment) and anchor relative paths at base."""
@@ -294,7 +305,36 @@ def read_toml(report: Report, path: Path, optional: bool = False) -> Table | Non
         # The message carries "(at line N, column M)".
         report.add(report.rel(path), "-", f"invalid TOML: {_one_line(str(exc))}")
         return None
+    except RecursionError:
+        # tomllib's parser recurses once per nested array or inline table.
+        data = None
+    if data is None or nesting_depth(data) > MAX_TOML_DEPTH:
+        report.add(
+            report.rel(path), "-", f"invalid TOML: nested deeper than {MAX_TOML_DEPTH} levels"
+        )
+        return None
     return Table(report, report.rel(path), data)
+
+
+def nesting_depth(data: Any) -> int:
+    """How deep lists and tables nest in ``data`` (without recursion)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        children = (
+            value.values()
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, list)
+            else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_TOML_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def read_yaml(report: Report, path: Path) -> Table | None:

@@ -178,7 +178,6 @@ def test_environment_overrides(repo: Path) -> None:
         "KUBECTX": "ops/k3s",
         "K3S_KUBECONFIG_PATH": "~/k3s/lab.yml",
     }
-    edit(repo, PROFILE, 'cluster_context = "lab/rke2/gpu"', 'cluster_context = "ops/k3s"')
     site = load_site("lab", repo, {**ENV, **environ})
     assert site.kubeconfig == Path("/srv/kube/first.yml")
     assert site.argocd_context == "ops/k3s"

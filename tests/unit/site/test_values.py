@@ -341,12 +341,40 @@ def test_cluster_context_must_be_one_of_the_contexts(repo: Path) -> None:
     problem = only_problem(repo)
     assert (problem.file, problem.key) == (rel(PROFILE), "argocd.cluster_context")
     assert "kube.contexts.rke2_gpu ('lab/rke2/gpu')" in problem.message
-    assert "kube.contexts.argocd ('lab/k3s')" in problem.message
 
 
-def test_cluster_context_may_be_the_argocd_context(repo: Path) -> None:
-    edit(repo, PROFILE, 'cluster_context = "lab/rke2/gpu"', 'cluster_context = "lab/k3s"')
-    assert load_site("lab", repo, ENV).argocd.cluster_context == "lab/k3s"
+def test_cluster_context_must_not_be_the_management_context(repo: Path) -> None:
+    # The runbook's warning: the management cluster registered as its own workload cluster.
+    problem = refused(
+        repo,
+        PROFILE,
+        'cluster_context = "lab/rke2/gpu"',
+        'cluster_context = "lab/k3s"',
+        "argocd.cluster_context",
+    )
+    assert "is the management context (kube.contexts.argocd)" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("environ", "file", "key", "source"),
+    [
+        # KUBECTX makes the workload context the management one.
+        ({"KUBECTX": "lab/gpu-mgmt"}, "profile.toml", "argocd.cluster_context", "KUBECTX"),
+        # CLUSTER_KUBECTX names the management context as the workload cluster's.
+        ({"CLUSTER_KUBECTX": "lab/k3s"}, "environment", "CLUSTER_KUBECTX", "kube.contexts.argocd"),
+    ],
+)
+def test_an_override_equal_to_the_management_context_is_refused(
+    repo: Path, environ: dict[str, str], file: str, key: str, source: str
+) -> None:
+    if "KUBECTX" in environ:
+        edit(repo, PROFILE, 'cluster_context = "lab/rke2/gpu"', 'cluster_context = "lab/gpu-mgmt"')
+        edit(repo, PROFILE, 'rke2_gpu = "lab/rke2/gpu"', 'rke2_gpu = "lab/gpu-mgmt2"')
+    found = problems(repo, environ)
+    mine = [p for p in found if p.key == key]
+    assert len(mine) == 1, found
+    assert mine[0].file == (rel(PROFILE) if file == "profile.toml" else file)
+    assert f"is the management context ({source})" in mine[0].message
 
 
 # --------------------------------------------------------------------------- context names
