@@ -47,9 +47,9 @@ def read_clusters(
     """
     top = read_toml(report, path, optional=True)
     listed = _listed(top) if top is not None else None
+    # CLUSTER_KUBECTX equal to the management context is refused with the profile's contexts
+    # (checks.py); here the clusters the file lists.
     override = report.environ.get("CLUSTER_KUBECTX")
-    if override and management_context and override == management_context:
-        report.add("environment", "CLUSTER_KUBECTX", _management_problem(override))
     if listed is None:
         if profile_context is None or profile_name is None:
             return ()
