@@ -61,3 +61,48 @@ def test_k3s_status_fails_when_a_health_check_fails() -> None:
     recipe = make_dry("lab").stdout
     assert "/readyz && echo" in recipe
     assert "; echo" not in recipe
+
+
+@pytest.mark.parametrize(
+    "target", ["proxmox/vms/plan", "proxmox/vms/apply", "proxmox/vms/inventory"]
+)
+@pytest.mark.parametrize("value", ["true; touch {canary}", "$(shell touch {canary})", "`id`"])
+def test_proxmox_targets_pass_fixed_flags_only(target: str, value: str, tmp_path: Path) -> None:
+    canary = tmp_path / "ran"
+    command = value.format(canary=canary)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            target,
+            "SITE=lab",
+            f"RESTART={command}",
+            f"DRY={command}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    recipe = result.stdout.strip().splitlines()[-1]
+    assert recipe == f".venv/bin/python -m local.proxmox {target.rsplit('/', 1)[1]} lab"
+    assert not canary.exists()
+
+
+def test_proxmox_flags_on_request() -> None:
+    def recipe(target: str, *assignments: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "--no-print-directory", target, "SITE=lab", *assignments],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
+    assert recipe("proxmox/vms/apply", "RESTART=true").endswith("apply lab --restart")
+    assert recipe("proxmox/vms/inventory", "DRY=true").endswith("inventory lab --dry")

@@ -34,6 +34,7 @@ _PROFILE: Final = (
     Setting("argocd", "table", required=True),
     Setting("k3s", "table"),
     Setting("rke2", "table"),
+    Setting("proxmox", "table"),  # read by vms.py with vms.tfvars
 )
 _KUBE: Final = (
     Setting("kubeconfig", "path", required=True),

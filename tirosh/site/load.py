@@ -64,11 +64,13 @@ def load_site(
 
 
 def _check_local_phase_files(report: Report, site: Site) -> None:
-    """The local phase's own files (clusters, repositories, Secrets), validated with the rest."""
+    """The local phase's own files (clusters, repositories, Secrets) and vms.tfvars, validated
+    with the rest."""
     # Imported here: these modules import tirosh.site themselves.
     from tirosh.clusters import load_clusters
     from tirosh.repositories import load_repositories
     from tirosh.secrets_registry import load_secrets
+    from tirosh.site.vms import check_vms
 
     access = site.argocd
     checks = (
@@ -77,6 +79,7 @@ def _check_local_phase_files(report: Report, site: Site) -> None:
         ),
         lambda: load_repositories(site.root, report.environ),
         lambda: load_secrets(site.root),
+        lambda: check_vms(site, report.environ),
     )
     for check in checks:
         try:
