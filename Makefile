@@ -135,6 +135,23 @@ argocd/status: deps ## Argo CD health; non-zero with a summary when not healthy
 argocd/port-forward: deps ## svc/argocd-server on 127.0.0.1:8080 (foreground)
 	$(PY) -m local argocd/port-forward $(SITE)
 
+# --- Proxmox VMs -----------------------------------------------------------------------------
+# sites/$(SITE)/vms.tfvars on the PVE API of profile.toml [proxmox]; the API token's secret from
+# PROXMOX_TOKEN_SECRET only. RESTART=true allows shutting down and starting a running VM for a
+# change that needs it; DRY=true shows the inventory diff without writing. Both become fixed
+# flags: no make-line value reaches a recipe's shell text.
+.PHONY: proxmox/vms/plan proxmox/vms/apply proxmox/vms/inventory
+RESTART ?=
+DRY ?=
+proxmox/vms/plan: deps ## per VM: create / update (field by field) / unchanged, or refused; changes nothing
+	@$(PY) -m local proxmox/vms/plan $(SITE) $(if $(filter true yes 1,$(value RESTART)),--restart)
+
+proxmox/vms/apply: deps ## clone, configure, grow, start the declared VMs; show their addresses
+	@$(PY) -m local proxmox/vms/apply $(SITE) $(if $(filter true yes 1,$(value RESTART)),--restart)
+
+proxmox/vms/inventory: deps ## write the guest agents' addresses into inventory.toml (diff, backup)
+	@$(PY) -m local proxmox/vms/inventory $(SITE) $(if $(filter true yes 1,$(value DRY)),--dry)
+
 # --- lab --------------------------------------------------------------------------------------
 .PHONY: lab-up lab-down lab-ssh lab-status demo
 lab-up: deps prereqs ## boot the lab hosts (builds what is missing; needs root)

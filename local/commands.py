@@ -21,6 +21,7 @@ from local.argocd.session import open_session, site_settings
 from local.cli import Invocation, command, option
 from local.kube import client as kubeclient
 from local.kube import port_forward, secrets
+from local.proxmox import commands as proxmox
 from tirosh.plan import Plan
 
 _DRY = option("--dry", action="store_true", help="only say what would change")
@@ -227,6 +228,61 @@ def local_phase(run: Invocation) -> int:
     if run.args.dry:
         return _print(phase.plan(run.site, run.environ))
     return _print(phase.apply(run.site, run.environ, wait=run.args.wait))
+
+
+# --------------------------------------------------------------------------- Proxmox VE
+
+
+_PROXMOX = (
+    option(
+        "--restart",
+        action="store_true",
+        help="allow shutting down and starting a running VM for a change",
+    ),
+    option("--dry", action="store_true", help="inventory: show the diff only"),
+    option(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log each API request (-vv: with its form fields)",
+    ),
+)
+
+
+def _proxmox(run: Invocation, body: proxmox.Command) -> int:
+    options = proxmox.Options(run.args.restart, run.args.dry, run.args.verbose)
+    return body(run.site, run.environ, options, sys.stdout, sys.stderr)
+
+
+@command(
+    "proxmox/vms/plan",
+    "per VM of vms.tfvars: create / update (field by field) / unchanged, or refused",
+    *_PROXMOX,
+    prefix="proxmox: ",
+)
+def proxmox_vms_plan(run: Invocation) -> int:
+    return _proxmox(run, proxmox.run_plan)
+
+
+@command(
+    "proxmox/vms/apply",
+    "clone, configure, grow and start the declared VMs; show their addresses",
+    *_PROXMOX,
+    prefix="proxmox: ",
+)
+def proxmox_vms_apply(run: Invocation) -> int:
+    return _proxmox(run, proxmox.run_apply)
+
+
+@command(
+    "proxmox/vms/inventory",
+    "write the guest agents' addresses into inventory.toml (a diff and a backup first)",
+    *_PROXMOX,
+    prefix="proxmox: ",
+)
+def proxmox_vms_inventory(run: Invocation) -> int:
+    return _proxmox(run, proxmox.run_inventory)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["OperatorError"]
+__all__ = ["OperatorError", "TfvarsError"]
 
 
 class OperatorError(Exception):
@@ -10,3 +10,12 @@ class OperatorError(Exception):
 
     The operator commands (``local.cli``) print it and exit 1; anything else is a bug.
     """
+
+
+class TfvarsError(ValueError):
+    """A tfvars file that cannot be read as literal values: ``key`` ("-" for the file), message."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")

@@ -275,3 +275,48 @@ def test_a_value_from_the_environment_is_not_expanded_either(stand_in: StandIn) 
     assert result.returncode == 0, result.stderr
     assert stand_in.calls()[-1]["argv"][-1] == env["ARGOCD_WAIT"]  # type: ignore[index]
     assert not stand_in.canary.exists()
+
+
+@pytest.mark.parametrize(
+    "target", ["proxmox/vms/plan", "proxmox/vms/apply", "proxmox/vms/inventory"]
+)
+@pytest.mark.parametrize("value", ["true; touch {canary}", "$(shell touch {canary})", "`id`"])
+def test_proxmox_targets_pass_fixed_flags_only(target: str, value: str, tmp_path: Path) -> None:
+    canary = tmp_path / "ran"
+    command = value.format(canary=canary)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            target,
+            "SITE=lab",
+            f"RESTART={command}",
+            f"DRY={command}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    recipe = result.stdout.strip().splitlines()[-1]
+    assert recipe == f".venv/bin/python -m local {target} lab"
+    assert not canary.exists()
+
+
+def test_proxmox_flags_on_request() -> None:
+    def recipe(target: str, *assignments: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "--no-print-directory", target, "SITE=lab", *assignments],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
+    assert recipe("proxmox/vms/apply", "RESTART=true").endswith("vms/apply lab --restart")
+    assert recipe("proxmox/vms/inventory", "DRY=true").endswith("vms/inventory lab --dry")

@@ -15,6 +15,7 @@ site in one pass instead of one error per run. Nothing here touches a host.
 | ``clusters_file``, ``repositories_file``, ``secrets_file`` | the local phase's files |
 | ``environment`` | the operator's overrides (KUBECONFIG, KUBECTX, K3S_TARGET_NAME, ...) |
 | ``checks`` | checks across files |
+| ``vms`` | the optional ``vms.tfvars`` (Proxmox VMs) and profile.toml's ``[proxmox]`` |
 | ``load`` | ``load_site``: all of the above in order |
 | ``__main__`` | ``python -m tirosh.site validate|render|get|export|require-rke2 SITE`` |
 """

@@ -34,6 +34,7 @@ _PROFILE: Final = (
     Setting("argocd", "table", required=True),
     Setting("k3s", "table"),
     Setting("rke2", "table"),
+    Setting("proxmox", "table"),  # read by vms_file.py with vms.tfvars
 )
 _KUBE: Final = (
     Setting("kubeconfig", "path", required=True),
@@ -60,6 +61,8 @@ class ProfileDraft:
     # api_server, kubeconfig_path of [k3s] and [rke2]
     k3s: dict[str, Any] = field(default_factory=dict)
     rke2: dict[str, Any] = field(default_factory=dict)
+    # The parsed file (vms_file.read_declared reads [proxmox] from it), {} when unreadable.
+    data: dict[str, Any] = field(default_factory=dict)
     # Where overridable values came from, so problems point at the file or variable to fix.
     target_source: tuple[str, str] = (PROFILE, "argocd.target_name")
     context_source: tuple[str, str] = (PROFILE, "kube.contexts.argocd")
@@ -88,6 +91,7 @@ def read_profile(report: Report, path: Path) -> ProfileDraft:
     top = read_toml(report, path)
     if top is None:
         return draft
+    draft.data = dict(top.data)
     tables = top.read(_PROFILE)
     if (kube := tables["kube"]) is not None:
         draft.kube = kube.read(_KUBE)

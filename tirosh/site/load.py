@@ -27,6 +27,7 @@ from tirosh.site.reader import Report
 from tirosh.site.repositories_file import read_repositories
 from tirosh.site.secrets_file import read_secrets
 from tirosh.site.values import NAME, url_host
+from tirosh.site.vms_file import read_declared
 
 # The repository root is the parent of the tirosh package directory (it holds sites/).
 _DEFAULT_REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -65,6 +66,10 @@ def load_site(
     )
     repositories, templates = read_repositories(report, site_dir / model.REPOSITORIES_FILE)
     secrets = read_secrets(report, site_dir / model.SECRETS_FILE)
+    names = {alias: vm.proxmox_vm_name for alias, vm in inventory.vms.items()}
+    proxmox_vms = read_declared(
+        profile.data, site_dir, root, report.environ, report.problems, names
+    )
     cross_check(report, profile, inventory, k3s, argocd)
     _check_login(report, profile)
     if report.problems:
@@ -80,6 +85,7 @@ def load_site(
         repositories=repositories,
         templates=templates,
         secrets=secrets,
+        proxmox_vms=proxmox_vms,
     )
 
 

@@ -21,6 +21,7 @@ from tirosh.k3s import DEFAULT_RELEASE_URL
 from tirosh.repositories import REPOSITORIES_FILE, Repository, Template
 from tirosh.secrets_registry import SECRETS_FILE, RegistrySecret
 from tirosh.site import values
+from tirosh.vms import Declared
 
 PROFILE: Final = "profile.toml"
 INVENTORY: Final = "inventory.toml"
@@ -216,6 +217,8 @@ class Site:
     repositories: tuple[Repository, ...] = ()
     templates: tuple[Template, ...] = ()
     secrets: tuple[RegistrySecret, ...] = ()
+    # vms.tfvars and [proxmox]: the site's Proxmox VMs (None until the loader has read them).
+    proxmox_vms: Declared | None = None
 
     @property
     def target(self) -> Vm:

@@ -202,7 +202,9 @@ def test_misspelt_table_defined_through_a_subtable(repo: Path) -> None:
     # [kube.contexts] still defines kube, so only kube.kubeconfig is missing.
     edit(repo, PROFILE, "[kube]\n", "[kubernetes]\n")
     assert problems(repo) == [
-        Problem(rel(PROFILE), "kubernetes", "unknown key (known keys: kube, argocd, k3s, rke2)"),
+        Problem(
+            rel(PROFILE), "kubernetes", "unknown key (known keys: kube, argocd, k3s, rke2, proxmox)"
+        ),
         Problem(rel(PROFILE), "kube.kubeconfig", "required key is missing"),
     ]
 
