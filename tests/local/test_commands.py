@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from local.argocd.api import Client, LoginFailed
 from tests.local.conftest import (
@@ -229,7 +230,20 @@ def test_the_management_cluster_and_a_missing_context_are_refused(harness: Harne
         own = run(
             "local", "argocd/cluster/add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX=MANAGEMENT)
         )
-        assert own.code == 1 and "is the management cluster" in own.stderr, own.output
+        # Seen from the site alone: refused at validation, before any connection (exit 2).
+        assert own.code == 2 and "is the management context" in own.stderr, own.output
+        # Another name for the management cluster's API is seen only through the kubeconfig.
+        document = yaml.safe_load(harness.kubeconfig.read_text())
+        [entry] = [c["context"] for c in document["contexts"] if c["name"] == MANAGEMENT]
+        document["contexts"].append({"name": "mgmt-alias", "context": dict(entry)})
+        harness.kubeconfig.write_text(yaml.safe_dump(document))
+        alias = run(
+            "local",
+            "argocd/cluster/add",
+            SITE,
+            env=_admin_env(harness, CLUSTER_KUBECTX="mgmt-alias"),
+        )
+        assert alias.code == 1 and "is the management cluster" in alias.stderr, alias.output
         missing = run(
             "local", "argocd/cluster/add", SITE, env=_admin_env(harness, CLUSTER_KUBECTX="nope")
         )

@@ -230,6 +230,9 @@ def test_a_token_over_plain_http_is_refused(tmp_path: Path) -> None:
         _load(tmp_path, text)
     public = '[[repositories]]\nname = "r"\nurl = "http://git.example/r.git"\n'
     assert [r.url for r in _load(tmp_path, public)[0]] == ["http://git.example/r.git"]
+    # To this machine itself a token crosses no network (a local Git server).
+    local = '[[repositories]]\nname = "r"\nurl = "http://127.0.0.1:8418/r.git"\nusername = "b"\n'
+    assert [r.url for r in _load(tmp_path, local)[0]] == ["http://127.0.0.1:8418/r.git"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ credentials in any form, and two spellings of one repository are one repository.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -147,7 +148,8 @@ def _credentials(entry: Table, url: str, home: str | None) -> Credentials:
             entry.problem("ssh_key_file", "only for ssh:// or user@host:path URLs")
         if token_env is not None and username is None:
             entry.problem("token_env", "needs a username (the token is the password)")
-        if username is not None and urlsplit(url).scheme == "http":
+        parts = urlsplit(url)
+        if username is not None and parts.scheme == "http" and not _loopback(parts.hostname):
             entry.problem("url", "is plain http://: a token would cross the network in clear")
     if username is not None and token_env is None:
         token_env = DEFAULT_TOKEN_ENV
@@ -157,6 +159,18 @@ def _credentials(entry: Table, url: str, home: str | None) -> Credentials:
         _key_path(entry, key_file, home),
         tuple(pinned),
     )
+
+
+def _loopback(host: str | None) -> bool:
+    """This machine itself (a token to it never crosses a network)."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _pinned(entry: Table) -> list[KnownHost]:
