@@ -1,4 +1,7 @@
-"""Install and configure Argo CD on the management cluster with the VM's own kubectl."""
+"""Install and configure Argo CD on the management cluster with the VM's own kubectl.
+
+(Over 300 lines: the install, its drift check and the settings operations share their facts.)
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Kubeconfig handling without kubectl: rename a fetched k3s/rke2 config, merge it into the
 operator's kubeconfig, and write it atomically with owner-only permissions.
 
+(Over 300 lines: rename, merge, conflicts and the atomic write act on one document shape.)
+
 Everything works on parsed data (never on text), and no function mutates its arguments.
 Files are treated as an operator's own: a target that is not a kubeconfig, not a regular file
 or read-only is refused, never replaced; merges hold the lock kubectl takes (``<file>.lock``)

@@ -1,5 +1,8 @@
 """A small client for the Argo CD REST API (grpc-gateway in front of argocd-server).
 
+(Over 300 lines on purpose: the one class holds every call the project makes and the mapping of
+every failure to its line, so all calls share one transport, one set of bounds and one wording.)
+
 No ``argocd`` CLI is needed: every call is one HTTP request with ``Content-Type:
 application/json`` (Argo CD answers 415 to anything else, even on a bodiless DELETE) and the
 login token in an ``Authorization: Bearer`` header. The token lives in this object for one run
@@ -21,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
+from tirosh.answers import decode_json, sanitized
 from tirosh.errors import OperatorError
 from tirosh.redact import Redacted
 
@@ -31,9 +35,6 @@ TIMEOUT: Final = 60.0  # above repo-server's own 60 s connection test, so its an
 # The largest answer read: Argo CD's biggest (a list of a few thousand repositories or
 # clusters) is a few MB; a proxy's endless or huge answer is cut here, not held in memory.
 MAX_ANSWER: Final = 16 * 1024 * 1024
-# Nesting deeper than any Argo CD object: json would recurse until RecursionError.
-MAX_DEPTH: Final = 64
-EXCERPT: Final = 160  # characters of an unexpected answer shown in its one line
 PORT_FORWARD_HINT: Final = (
     "run `make argocd/port-forward SITE=<site>` and set ARGOCD_SERVER=127.0.0.1:8080, or set "
     "ARGOCD_AUTO_PORT_FORWARD=true"
@@ -109,54 +110,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def sanitized(text: str, secrets: tuple[str, ...] = (), limit: int = EXCERPT) -> str:
-    """``text`` fit for one line on a terminal: what the request carried (a proxy may echo a
-    password back) replaced by ``***``, control and format characters dropped, whitespace
-    folded, at most ``limit`` characters."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    shown = "".join(c if c.isprintable() else " " for c in text)
-    shown = " ".join(shown.split())
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
-
-
-def _too_deep(raw: bytes) -> bool:
-    """Whether the JSON text nests deeper than MAX_DEPTH (counted outside strings)."""
-    depth, in_string, escaped = 0, False, False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
-
-
-def decode_json(raw: bytes) -> Any:
-    """The JSON value of ``raw``; ValueError (with the reason) for what Argo CD never sends."""
-    if _too_deep(raw):
-        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"not JSON ({type(exc).__name__})") from None
 
 
 def _api_message(body: bytes, secrets: tuple[str, ...] = ()) -> str:

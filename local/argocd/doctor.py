@@ -15,9 +15,10 @@ import urllib3
 from kubernetes import client
 
 from local.argocd import initial_secret
-from local.argocd.api import ArgoCDError, Client, sanitized
+from local.argocd.api import ArgoCDError, Client
 from local.argocd.session import endpoint, log_in, site_settings
 from local.kube import client as kubeclient
+from tirosh.answers import sanitized
 from tirosh.clusters import ContextProblem, resolve_server
 from tirosh.errors import OperatorError
 from tirosh.plan import connection_state

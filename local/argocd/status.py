@@ -1,5 +1,7 @@
 """Health of Argo CD on a site's management cluster, as an operator checks it after a deploy.
 
+(Over 300 lines: the status model, its reading and its one-screen summary belong together.)
+
 ``read_status`` reads, through an explicit kubeconfig and context (never the process-global
 one): the workloads of Argo CD's namespace, its three CRDs, the Ingress hosts, whether
 argocd-server still runs with an older ``server.insecure`` than configured, and, for each

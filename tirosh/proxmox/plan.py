@@ -1,5 +1,7 @@
 """The plan of the site's VMs against what PVE reports: create, update field by field, unchanged.
 
+(Over 300 lines: every refusal PVE would give is decided here, before anything is sent.)
+
 Pure: ``plan`` takes the declared VMs and a ``Cluster`` (what ``local.proxmox`` read from the
 API) and decides every step before anything is sent. Refused, with the reason, so that nothing
 changes: a ``vm_id`` that PVE holds under another name, a name PVE holds under another id, a

@@ -1,5 +1,7 @@
 """The resolved site, and the declaration of every setting a site file may hold.
 
+(Over 300 lines: every setting of every site file is declared here, once, by design.)
+
 A setting is declared once, where the model holds it: ``setting(key, kind, ...)`` on a
 dataclass field (or in a table's tuple of ``Setting`` for values that land elsewhere). From
 those declarations the readers derive the keys a table allows, how each value is read and

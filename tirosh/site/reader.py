@@ -1,5 +1,7 @@
 """Reading site files: every problem is recorded and reading goes on, so one run reports all.
 
+(Over 300 lines: the one table reader of every site file, each accessor beside the others.)
+
 ``Report`` collects the problems and warnings of one load; ``Table`` is one mapping of a file,
 whose accessors record a problem and return None instead of raising; ``Table.read`` reads a
 table's declared settings (``model.Setting``) at once.

@@ -1,5 +1,8 @@
 """``sites/<site>/vms.tfvars`` (the site's Proxmox VMs) and profile.toml's ``[proxmox]`` table.
 
+(Over 300 lines: vms.tfvars has many fields with PVE's formats; it still has a table reader
+of its own beside ``reader.Table``, to be folded into it.)
+
 The tfvars file has the runbook's shape, one object per VM; what creating a VM needs and the
 runbook leaves implicit (node, template, bridge, cloud-init key and addressing) sits beside it::
 
