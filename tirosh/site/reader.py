@@ -174,6 +174,10 @@ class Table:
         if not isinstance(value, str):
             self.problem(key, f"must be a string, got {describe(value)}")
             return None
+        return self.string_value(key, value, allow_empty)
+
+    def string_value(self, key: str, value: str, allow_empty: bool = False) -> str | None:
+        """``value`` (read from ``key``) when it is a usable string, else None and a problem."""
         if not value.strip() and not allow_empty:
             self.problem(key, "must not be empty")
             return None
@@ -201,6 +205,12 @@ class Table:
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(key, f"must be an integer, got {describe(value)}")
             return None
+        return self.integer_value(key, value, minimum, maximum)
+
+    def integer_value(
+        self, key: str, value: int, minimum: int = 1, maximum: int | None = None
+    ) -> int | None:
+        """``value`` (read from ``key``) when it is within the bounds, else None and a problem."""
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
             self.problem(key, f"must be {bounds}, got {value}")

@@ -1,7 +1,7 @@
 """``sites/<site>/vms.tfvars`` (the site's Proxmox VMs) and profile.toml's ``[proxmox]`` table.
 
-(Over 300 lines: vms.tfvars has many fields with PVE's formats; it still has a table reader
-of its own beside ``reader.Table``, to be folded into it.)
+(Over 300 lines: vms.tfvars has many fields, each with PVE's own format. Its values are read
+by the site's table reader, ``reader.Table``, with Terraform's conversions on top.)
 
 The tfvars file has the runbook's shape, one object per VM; what creating a VM needs and the
 runbook leaves implicit (node, template, bridge, cloud-init key and addressing) sits beside it::
@@ -31,7 +31,6 @@ read from ``PROXMOX_TOKEN_SECRET`` by the commands that connect.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -39,8 +38,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from tirosh import inputs, regular_file
+from tirosh import regular_file
 from tirosh.site.model import INVENTORY, PROFILE, Problem, Site, SiteError
+from tirosh.site.reader import _MISSING, Report, Table, describe
 from tirosh.site.values import https_url_host, is_ip_address, user_problem
 from tirosh.vms import TOKEN_SECRET_VARIABLE, VMS_FILE, Declared, ProxmoxAccess, VmSpec
 
@@ -78,94 +78,57 @@ _VM_KEYS: Final = (
 _PROXMOX_KEYS: Final = ("api_url", "node", "token_id", "ca_file", "fingerprint")
 
 
-class _Reader:
-    """Typed access to one object of the file; problems are collected, None is returned."""
+class _Reader(Table):
+    """The site's table reader (``reader.Table``: its problems, unknown keys, control
+    characters) with Terraform's reading of a value: ``null`` is not set, a number or boolean
+    where a string belongs is that string, a string of digits where a number belongs is it."""
 
     def __init__(self, file: str, key: str, data: Mapping[str, Any], problems: list[Problem]):
-        self.file, self.key, self.data, self.problems = file, key, data, problems
-
-    def problem(self, key: str, message: str) -> None:
-        where = f"{self.key}.{key}" if self.key else key
-        self.problems.append(Problem(self.file, where, message))
-
-    def allow(self, allowed: tuple[str, ...]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(allowed)}"
-                self.problem(str(key), f"unknown key ({hint})")
+        report = Report(Path("."), {})
+        report.problems = problems  # one list of problems for the whole load
+        super().__init__(report, file, data, key)
 
     def _raw(self, key: str, required: bool) -> Any:
-        # null is "not set", as Terraform reads it for an optional attribute.
         value = self.data.get(key)
-        if value is None and required:
-            self.problem(key, "required key is missing")
-        return value
-
-    def string(self, key: str, *, required: bool = True) -> str | None:
-        value = self._raw(key, required)
         if value is None:
-            return None
-        # Terraform converts numbers and booleans to strings where a string is expected.
-        if isinstance(value, bool):
-            value = str(value).lower()
-        elif isinstance(value, int | float):
-            value = str(value)
-        if not isinstance(value, str):
-            self.problem(key, f"must be a string, got {_describe(value)}")
-            return None
-        if not value.strip():
-            self.problem(key, "must not be empty")
-            return None
-        if problem := inputs.text_problem(value):
-            self.problem(key, problem)
-            return None
+            if required:
+                self.problem(key, "required key is missing")
+            return _MISSING
         return value
 
-    def integer(
+    def string(self, key: str, *, required: bool = True, allow_empty: bool = False) -> str | None:
+        value = self.data.get(key)
+        if isinstance(value, bool):
+            return super().string_value(key, str(value).lower())
+        if isinstance(value, int | float):
+            return super().string_value(key, str(value))
+        return super().string(key, required=required, allow_empty=allow_empty)
+
+    def integer(  # type: ignore[override]
         self, key: str, low: int, high: int | None = None, *, required: bool = True
     ) -> int | None:
-        value = self._raw(key, required)
-        if value is None:
-            return None
-        # Terraform converts a string of digits to a number ("4" is 4); "4 GiB" is no number.
+        value = self.data.get(key)
         if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(key, f"must be a whole number, got {_describe(value)}")
+            return super().integer_value(key, int(value.strip()), low, high)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            # Terraform's word for it: "4 GiB" is no number.
+            self.problem(key, f"must be a whole number, got {describe(value)}")
             return None
-        if value < low or (high is not None and value > high):
-            bounds = f"at least {low}" if high is None else f"{low} to {high}"
-            self.problem(key, f"must be {bounds}, got {value}")
-            return None
-        return value
+        return super().integer(key, required=required, minimum=low, maximum=high)
 
     def object(self, key: str, allowed: tuple[str, ...], *, required: bool = True) -> _Reader:
         value = self._raw(key, required)
-        if value is not None and not isinstance(value, dict):
-            self.problem(key, f"must be an object {{ ... }}, got {_describe(value)}")
-            value = None
-        where = f"{self.key}.{key}" if self.key else key
-        reader = _Reader(self.file, where, value or {}, self.problems)
+        data: Mapping[str, Any] = value if isinstance(value, dict) else {}
+        if value is not _MISSING and not isinstance(value, dict):
+            self.problem(key, f"must be an object {{ ... }}, got {describe(value)}")
+        reader = _Reader(self.file, self.key_path(key), data, self.report.problems)
         reader.allow(allowed)
         return reader
 
     def strings(self, key: str) -> list[str] | None:
-        value = self._raw(key, required=False)
-        if value is None:
+        if self._raw(key, required=False) is _MISSING:
             return []
-        if not isinstance(value, list):
-            self.problem(key, f"must be a list of strings, got {_describe(value)}")
-            return None
-        out = []
-        for index, item in enumerate(value):
-            text = _Reader(self.file, self.key, {f"{key}[{index}]": item}, self.problems).string(
-                f"{key}[{index}]"
-            )
-            if text is None:
-                return None
-            out.append(text)
-        return out
+        return self.string_list(key)
 
 
 def _describe(value: Any) -> str:
@@ -316,7 +279,7 @@ def _named(r: _Reader, key: str) -> Mapping[str, Any]:
 def _read_vm(
     r: _Reader, where: str, default_node: str | None, repo_root: Path, environ: Mapping[str, str]
 ) -> VmSpec | None:
-    start = len(r.problems)
+    start = len(r.report.problems)
     r.allow(_VM_KEYS)
     name = r.string("name")
     if name is not None and (not _DNS_LABEL.fullmatch(name) or name.isdigit()):
@@ -348,7 +311,7 @@ def _read_vm(
     ipv4, gateway = _ip_config(r)
     if default_node is None and node is None:
         r.problem("node_name", "required: no [proxmox] node in profile.toml to default to")
-    if len(r.problems) > start:
+    if len(r.report.problems) > start:
         return None
     assert name and vm_id and node and template and cores and memory and store and size
     assert username and key_file and ipv4 and tags is not None
