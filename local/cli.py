@@ -72,7 +72,11 @@ def command(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="The operator commands, named as their Make targets: python -m local "
+        "COMMAND SITE [options]. Site problems exit 2, failures an operator can fix exit 1.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in COMMANDS.values():
         sub = commands.add_parser(entry.name, help=entry.help, description=entry.help)
