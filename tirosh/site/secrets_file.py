@@ -14,6 +14,7 @@ from typing import Final
 from tirosh import inputs
 from tirosh.secrets_registry import DOCKERCONFIGJSON, ENV_NAME, OPAQUE, RegistrySecret
 from tirosh.site.reader import Report, Table, read_toml
+from tirosh.site.values import host_port_problem
 
 __all__ = ["read_secrets", "secret_key_problem"]
 
@@ -88,8 +89,9 @@ def _registry_secret(
             "keys", f"a {DOCKERCONFIGJSON} Secret takes registry, username_env, password_env"
         )
     registry = entry.string("registry", required=True)
-    if registry is not None and ("/" in registry.removeprefix("https://") or " " in registry):
-        entry.problem("registry", f"must be a registry host such as ghcr.io, got {registry!r}")
+    if registry is not None and host_port_problem(registry.removeprefix("https://")):
+        shown = ascii(registry[:60])
+        entry.problem("registry", f"must be a registry host such as ghcr.io, got {shown}")
         registry = None
     user_env = entry.env_name("username_env", required=True)
     pass_env = entry.env_name("password_env", required=True)
