@@ -43,7 +43,7 @@ def test_tirosh_home_plan_on_a_fresh_vm(tmp_path: Path) -> None:
         "Restart k3s after a change",
         "Keep k3s running and enabled at boot",
         "Merge kubeconfig context tirosh-home/k3s",
-        "Install Argo CD v3.5.1 (server-side apply)",
+        "Install Argo CD v3.5.8 (server-side apply)",
         "argocd-server runs with server.insecure=true",
         "Argo CD Ingress gitops.internal.tirosh.ai",
         "Local phase: clusters, repositories, Secrets",
