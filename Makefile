@@ -166,23 +166,17 @@ lab-ssh: deps ## shell on a lab host: make lab-ssh HOST=argocd
 lab-status: deps ## which lab hosts are running
 	$(PY) -m lab status
 
-demo: deps prereqs ## bring the lab up, deploy to it, show contexts and state
+demo: deps prereqs ## bring the lab up (building what is missing, with progress), deploy to it, say what next
 	$(PY) -m lab up
 	$(PYINFRA) -y inventories/lab.py deploy.py
 	$(MAKE) --no-print-directory SITE=lab demo/report
 
 .PHONY: demo/report
 demo/report:
-	@echo "--- contexts in $${KUBECONFIG:-$$HOME/.kube/config}"
-	@$(KUBECTL) config get-contexts
-	@echo "--- k3s on the lab's management VM"
-	@$(MAKE) --no-print-directory SITE=lab k3s/status
 	@echo "--- Argo CD: the rollout of every workload, then its health"
 	@$(PY) -m local argocd/status lab --wait 600
-	@echo "--- open https://gitops.lab.test : the lab's TLS proxy on 198.51.100.12 (resolve the name"
-	@echo "    there, trust the lab CA .lab/edge/ca.crt), or run 'make argocd/port-forward SITE=lab'"
-	@echo "    and open http://127.0.0.1:8080 (API, gRPC and CLI; this build has no web UI)"
-	@echo "--- admin password (user admin), printed only when asked: make argocd/password SITE=lab"
+	@echo
+	@$(PY) -m lab.welcome
 
 # --- checks -----------------------------------------------------------------------------------
 .PHONY: verify test lint

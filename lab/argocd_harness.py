@@ -1,7 +1,7 @@
 """A real Argo CD on loopback for the local phase's tests.
 
 Two loopback control planes (lab/loopback.py's k3s stand-in: kube-apiserver, kube-controller-
-manager, kine): the management cluster, which gets Argo CD v3.5.1's CRDs, ConfigMaps, Secrets
+manager, kine): the management cluster, which gets Argo CD v3.5.8's CRDs, ConfigMaps, Secrets
 and RBAC from the official manifest, and a workload cluster. On this machine run the real
 ``argocd-server`` and ``argocd-repo-server`` (the multi-call binary of ``lab.build.argocd()``
 invoked by name) against the management cluster, with Debian's ``redis-server`` as their cache.
@@ -169,7 +169,7 @@ def bare_repositories(root: Path, work: Path, extra: tuple[str, ...] = ()) -> No
 
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-MANIFEST = REPO_ROOT / "manifests" / "argocd" / "install-v3.5.1.yaml"
+MANIFEST = REPO_ROOT / "manifests" / "argocd" / "install-v3.5.8.yaml"
 NAMESPACE = "argocd"
 SITE = "loop"
 MANAGEMENT = "loop/k3s"

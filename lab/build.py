@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +14,63 @@ from pathlib import Path
 from lab import config, versions
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
-ARGOCD_MODULE_DIR = Path(__file__).resolve().parent / "argocd"
+# One wrapper module per Argo CD release: lab/argocd/<version>/ (go.mod, go.sum, and the
+# release's own cmd/main.go, which differs between releases).
+ARGOCD_MODULES_DIR = Path(__file__).resolve().parent / "argocd"
 NODE_MODULE_DIR = Path(__file__).resolve().parent / "node"
 TRAEFIK_MODULE_DIR = Path(__file__).resolve().parent / "traefik"
 DEX_MODULE_DIR = Path(__file__).resolve().parent / "dex"
 STANDIN_PACKAGE = "./cmd/k3s-standin"
+# What the Go tool and debootstrap print (881 lines of `go: downloading` on a cold machine) goes
+# to one log per part here, whose path a failure names.
+LOG_DIR = config.CACHE_DIR / "logs"
+
+
+class BuildError(RuntimeError):
+    """A step of the lab build failed; the message names its log."""
+
+
+def log_path(name: str) -> Path:
+    return LOG_DIR / f"{name}.log"
+
+
+def run_logged(
+    command: list[str],
+    log: Path,
+    what: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run ``command`` with its output appended to ``log``; BuildError names the log (and
+    quotes its last lines) when it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        out.write(f"$ {shlex.join(command)}\n")
+        out.flush()
+        result = subprocess.run(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+        )
+    if result.returncode != 0:
+        # The error is at the end; the download chatter before it stays in the log only.
+        lines = log.read_text(errors="replace").splitlines()
+        tail = [line for line in lines if not line.startswith("go: downloading ")][-12:]
+        quoted = "".join(f"\n    {line}" for line in tail)
+        raise BuildError(f"{what} failed (exit {result.returncode}); full output: {log}{quoted}")
+
+
+def fresh_log(name: str) -> Path:
+    """The part's log, emptied: it holds the output of this build only."""
+    log = log_path(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    return log
+
+
 # Binary name in the cache -> Go package that builds it.
 CONTROL_PLANE = {
     "kine": "github.com/k3s-io/kine",
@@ -98,40 +150,60 @@ def standin_key() -> str:
 
 
 def _go_build(
-    package: str, output: Path, ldflags: str, module: Path = MODULE_DIR, cgo: str = "1"
+    package: str,
+    output: Path,
+    ldflags: str,
+    log: Path,
+    module: Path = MODULE_DIR,
+    cgo: str = "1",
 ) -> None:
     env = dict(os.environ, CGO_ENABLED=os.environ.get("CGO_ENABLED", cgo))
     cmd = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(output), package]
-    print(f"lab: go build {package} (in {module.name}/)", file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=module, env=env, check=True)
+    run_logged(cmd, log, f"go build {package} (in {module.name}/)", cwd=module, env=env)
 
 
-def _argocd_ldflags() -> str:
+def argocd_module(version: str = versions.ARGOCD) -> Path:
+    """The wrapper module that builds Argo CD ``version`` (lab/argocd/<version>/)."""
+    module = ARGOCD_MODULES_DIR / version
+    if not (module / "go.mod").is_file():
+        raise BuildError(f"no wrapper module for Argo CD {version} in {ARGOCD_MODULES_DIR}")
+    return module
+
+
+def _argocd_ldflags(version: str) -> str:
     # The release's Makefile sets the same variable; -s -w as its images strip the binary.
     # The variable takes the version without its "v": Argo CD prepends one,
     # and "vv3.5.1" breaks the API's own user-agent check (every REST call answered 400
     # "could not parse version from user-agent: argocd-client/vv3.5.1+unknown").
-    version = versions.ARGOCD.removeprefix("v")
-    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={version}"
+    return f"-s -w -X github.com/argoproj/argo-cd/v3/common.version={version.removeprefix('v')}"
 
 
-def argocd_key() -> str:
-    module = ARGOCD_MODULE_DIR
-    return _key(module / "go.mod", module / "go.sum", module / "main.go", _argocd_ldflags())
+def argocd_key(version: str = versions.ARGOCD) -> str:
+    module = argocd_module(version)
+    return _key(module / "go.mod", module / "go.sum", module / "main.go", _argocd_ldflags(version))
 
 
-def argocd() -> Path:
-    """The multi-call argocd binary of versions.ARGOCD (argocd-server, -repo-server, ... by argv[0])."""
+def argocd(version: str = versions.ARGOCD) -> Path:
+    """The multi-call argocd binary of ``version`` (argocd-server, -repo-server, ... by argv[0])."""
 
-    def build(output: Path) -> None:
-        _go_build(".", output, _argocd_ldflags(), ARGOCD_MODULE_DIR, cgo="0")
+    def build(output: Path, log: Path) -> None:
+        module = argocd_module(version)
+        _go_build(".", output, _argocd_ldflags(version), log, module, cgo="0")
 
-    return _cached_binary("argocd", argocd_key(), build)
+    return _cached_binary("argocd", argocd_key(version), build, f"argocd-{version}")
 
 
-def _cached_binary(kind: str, key: str, build: Callable[[Path], None]) -> Path:
-    """CACHE_DIR/<kind>/<key>/<kind>, built by build(output) on first use, atomically: a failed
-    or interrupted build leaves nothing that looks cached."""
+def cached(kind: str, key: str) -> bool:
+    """Whether CACHE_DIR holds the finished build ``kind``/``key`` (builds are renamed into
+    place whole, so the directory exists only once everything in it is done)."""
+    return (config.CACHE_DIR / kind / key).is_dir()
+
+
+def _cached_binary(
+    kind: str, key: str, build: Callable[[Path, Path], None], log_name: str | None = None
+) -> Path:
+    """CACHE_DIR/<kind>/<key>/<kind>, built by build(output, log) on first use, atomically: a
+    failed or interrupted build leaves nothing that looks cached."""
     final = config.CACHE_DIR / kind / key
     binary = final / kind
     if binary.is_file():
@@ -139,7 +211,7 @@ def _cached_binary(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
     try:
-        build(staging / kind)
+        build(staging / kind, fresh_log(log_name or kind))
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:
@@ -156,9 +228,10 @@ def _build_dir(
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+    log = fresh_log(kind)
     try:
         for name, (package, ldflags) in build.items():
-            _go_build(package, staging / name, ldflags, module)
+            _go_build(package, staging / name, ldflags, log, module)
         staging.chmod(0o755)
         os.rename(staging, final)
     finally:
@@ -190,11 +263,12 @@ def coredns_key() -> str:
 def coredns() -> Path:
     """CoreDNS built from its own module at versions.COREDNS (it needs no wrapper: no replaces)."""
 
-    def build(output: Path) -> None:
+    def build(output: Path, log: Path) -> None:
         package = f"github.com/coredns/coredns@{versions.COREDNS}"
-        print(f"lab: go install {package}", file=sys.stderr, flush=True)
         env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(output.parent), GOFLAGS="-trimpath")
-        subprocess.run(["go", "install", "-ldflags", "-s -w", package], env=env, check=True)
+        run_logged(
+            ["go", "install", "-ldflags", "-s -w", package], log, f"go install {package}", env=env
+        )
 
     return _cached_binary("coredns", coredns_key(), build)
 
@@ -212,9 +286,9 @@ def traefik_key() -> str:
 def traefik() -> Path:
     """Traefik built through the wrapper module lab/traefik (its forks' replaces repeated)."""
 
-    def build(output: Path) -> None:
+    def build(output: Path, log: Path) -> None:
         package = "github.com/traefik/traefik/v3/cmd/traefik"
-        _go_build(package, output, _traefik_ldflags(), TRAEFIK_MODULE_DIR, cgo="0")
+        _go_build(package, output, _traefik_ldflags(), log, TRAEFIK_MODULE_DIR, cgo="0")
 
     return _cached_binary("traefik", traefik_key(), build)
 
@@ -235,8 +309,9 @@ def dex() -> Path:
     """Dex built through the wrapper module lab/dex (the only Dex v2 the proxy serves; see its
     go.mod). cgo: its SQLite storage needs it, and the image base has the same glibc."""
 
-    def build(output: Path) -> None:
-        _go_build("github.com/dexidp/dex/cmd/dex", output, _dex_ldflags(), DEX_MODULE_DIR, cgo="1")
+    def build(output: Path, log: Path) -> None:
+        package = "github.com/dexidp/dex/cmd/dex"
+        _go_build(package, output, _dex_ldflags(), log, DEX_MODULE_DIR, cgo="1")
 
     return _cached_binary("dex", dex_key(), build)
 
@@ -245,3 +320,31 @@ def standin() -> Path:
     """The k3s/rke2 stand-in binary (a test double of the k3s binary alone)."""
     built = _build_dir("standin", standin_key(), {"k3s": (STANDIN_PACKAGE, _standin_ldflags())})
     return built / "k3s"
+
+
+def controlplane_cached() -> bool:
+    return cached("controlplane", controlplane_key())
+
+
+def standin_cached() -> bool:
+    return cached("standin", standin_key())
+
+
+def node_cached() -> bool:
+    return cached("node", node_key())
+
+
+def argocd_cached(version: str = versions.ARGOCD) -> bool:
+    return cached("argocd", argocd_key(version))
+
+
+def coredns_cached() -> bool:
+    return cached("coredns", coredns_key())
+
+
+def dex_cached() -> bool:
+    return cached("dex", dex_key())
+
+
+def traefik_cached() -> bool:
+    return cached("traefik", traefik_key())

@@ -197,6 +197,10 @@ def image_base() -> Path:
     return rootfs.ensure("image-base", versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE)
 
 
+def image_base_cached() -> bool:
+    return rootfs.cached("image-base", versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE)
+
+
 def _module_source(module_dir: Path, module: str) -> Path:
     """Where the go command unpacked module (path@version), downloaded through module_dir's go.mod."""
     result = subprocess.run(
@@ -204,18 +208,51 @@ def _module_source(module_dir: Path, module: str) -> Path:
         cwd=module_dir,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    return Path(json.loads(result.stdout)["Dir"])
+    try:
+        return Path(json.loads(result.stdout)["Dir"])
+    except (ValueError, KeyError):
+        problem = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise build.BuildError(f"go mod download {module}: {problem[0]}") from None
 
 
-def _release_scripts() -> dict[str, Path]:
+RELEASE_SCRIPTS = ("gpg-wrapper.sh", "git-verify-wrapper.sh")
+
+
+def _release_scripts(version: str) -> dict[str, Path]:
     """The release's hack/gpg-wrapper.sh and git-verify-wrapper.sh, which its Dockerfile copies to
-    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds."""
+    /usr/local/bin (repo-server runs them), from the Argo CD module the lab builds; keyed
+    ``<version>/<script>``. The module's install manifest must be the one the repository ships
+    for that version (checked against manifests/argocd/SHA256SUMS): the lab's images and the
+    manifest it deploys come from the same release."""
     module = _module_source(
-        build.ARGOCD_MODULE_DIR, f"github.com/argoproj/argo-cd/v3@{versions.ARGOCD}"
+        build.argocd_module(version), f"github.com/argoproj/argo-cd/v3@{version}"
     )
-    return {name: module / "hack" / name for name in ("gpg-wrapper.sh", "git-verify-wrapper.sh")}
+    check_release_manifest(version, module / "manifests" / "install.yaml")
+    return {f"{version}/{name}": module / "hack" / name for name in RELEASE_SCRIPTS}
+
+
+MANIFEST_SUMS = config.REPO_ROOT / "manifests" / "argocd" / "SHA256SUMS"
+
+
+def shipped_manifest_sha256(version: str) -> str:
+    """The pinned sha256 of ``install-<version>.yaml`` in manifests/argocd/SHA256SUMS."""
+    for line in MANIFEST_SUMS.read_text().splitlines():
+        digest, name = line.split()
+        if name == f"install-{version}.yaml":
+            return digest
+    raise build.BuildError(f"{MANIFEST_SUMS}: no install-{version}.yaml: the lab builds {version}")
+
+
+def check_release_manifest(version: str, manifest: Path) -> None:
+    """Refuse a module whose manifest is not the shipped, pinned one of ``version``."""
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    pinned = shipped_manifest_sha256(version)
+    if digest != pinned:
+        raise build.BuildError(
+            f"{manifest}: sha256 {digest} is not the pinned {pinned} of install-{version}.yaml"
+        )
 
 
 def _dex_web() -> dict[str, Path]:
@@ -231,16 +268,15 @@ def _dex_web() -> dict[str, Path]:
     }
 
 
-# The Go builds whose programs go into the images (each cached by its pinned version).
-GO_BUILDS = (build.node, build.argocd, build.coredns, build.dex, build.traefik)
-
-
 def _binaries() -> dict[str, Path]:
     node = build.node()
+    argocd: dict[str, Path] = {}
+    for version in versions.ARGOCD_BUILDS:
+        argocd[f"argocd-{version}"] = build.argocd(version)
+        argocd.update(_release_scripts(version))
     return {
-        **_release_scripts(),
+        **argocd,
         **_dex_web(),
-        "argocd": build.argocd(),
         "coredns": build.coredns(),
         "dex": build.dex(),
         "pause": node / "pause",
@@ -248,20 +284,32 @@ def _binaries() -> dict[str, Path]:
     }
 
 
+def image_names() -> list[str]:
+    """Every image the lab assembles, under the names the manifests and k3s give them."""
+    return [
+        *(versions.argocd_image(version) for version in versions.ARGOCD_BUILDS),
+        versions.REDIS_IMAGE,
+        *versions.DEX_IMAGES,
+        versions.PAUSE_IMAGE,
+        versions.COREDNS_IMAGE,
+        versions.TRAEFIK_IMAGE,
+    ]
+
+
 def key() -> str:
     binaries = _binaries()
     parts = [
         rootfs.key(versions.IMAGE_PACKAGES, _IMAGE_CONFIGURE),
-        versions.ARGOCD_IMAGE,
-        versions.REDIS_IMAGE,
-        versions.DEX_IMAGE,
-        versions.PAUSE_IMAGE,
-        versions.COREDNS_IMAGE,
-        versions.TRAEFIK_IMAGE,
+        *image_names(),
         Path(__file__).read_text(),
         *(str(path) for path in binaries.values()),  # cache paths: keyed by pinned versions
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cached() -> bool:
+    """Whether the layout of the current key is built (the binaries it holds must be)."""
+    return (config.CACHE_DIR / "images" / key() / "index.json").is_file()
 
 
 def ensure() -> Path:
@@ -305,37 +353,43 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
         _tar_files(work / f"{name}.tar", files, links or {}, data or {})
         return store.add_file(work / f"{name}.tar", OCI_LAYER)
 
-    scripts = ("gpg-wrapper.sh", "git-verify-wrapper.sh")
-    argocd = layer(
-        "argocd",
-        {
-            "usr/local/bin/argocd": binaries["argocd"],
-            **{f"usr/local/bin/{name}": binaries[name] for name in scripts},
-        },
-        {f"usr/local/bin/{name}": "/usr/local/bin/argocd" for name in ARGOCD_COMMANDS},
-    )
-    store.image(
-        versions.ARGOCD_IMAGE,
-        [base, argocd],
-        {
-            "User": "999",
-            "WorkingDir": "/home/argocd",
-            # As the release's Dockerfile (no gRPC service config lookups by DNS TXT).
-            "Env": [PATH_ENV, "USER=argocd", "GRPC_ENABLE_TXT_SERVICE_CONFIG=false"],
-            "Entrypoint": ["/usr/bin/tini", "--"],
-        },
-    )
+    for version in versions.ARGOCD_BUILDS:
+        argocd = layer(
+            f"argocd-{version}",
+            {
+                "usr/local/bin/argocd": binaries[f"argocd-{version}"],
+                **{
+                    f"usr/local/bin/{name}": binaries[f"{version}/{name}"]
+                    for name in RELEASE_SCRIPTS
+                },
+            },
+            {f"usr/local/bin/{name}": "/usr/local/bin/argocd" for name in ARGOCD_COMMANDS},
+        )
+        store.image(
+            versions.argocd_image(version),
+            [base, argocd],
+            {
+                "User": "999",
+                "WorkingDir": "/home/argocd",
+                # As the release's Dockerfile (no gRPC service config lookups by DNS TXT).
+                "Env": [PATH_ENV, "USER=argocd", "GRPC_ENABLE_TXT_SERVICE_CONFIG=false"],
+                "Entrypoint": ["/usr/bin/tini", "--"],
+            },
+        )
     # Debian's redis-server 7.0.15 under the manifest's name (8.2.3-alpine upstream).
     store.image(versions.REDIS_IMAGE, [base], {"User": "999", "Entrypoint": ["redis-server"]})
     # Under the manifest's name, Dex v2.13.0: the only Dex v2 the Go module proxy serves
     # (lab/dex/go.mod). Laid out as its own Dockerfile does: dex on PATH, frontend in /web.
     # Argo CD's rundex needs `dex` on PATH and runs it only once SSO is configured.
+    # One image under the name of each Argo CD release's manifest (v2.45.0, v2.45.1).
     web = {path: source for path, source in binaries.items() if path.startswith("web/")}
-    store.image(
-        versions.DEX_IMAGE,
-        [base, layer("dex", {"usr/local/bin/dex": binaries["dex"]}, data=web)],
-        {"User": "1001", "WorkingDir": "/", "Entrypoint": ["dex"], "Cmd": ["version"]},
-    )
+    dex = layer("dex", {"usr/local/bin/dex": binaries["dex"]}, data=web)
+    for name in versions.DEX_IMAGES:
+        store.image(
+            name,
+            [base, dex],
+            {"User": "1001", "WorkingDir": "/", "Entrypoint": ["dex"], "Cmd": ["version"]},
+        )
     store.image(
         versions.COREDNS_IMAGE,
         [base, layer("coredns", {"coredns": binaries["coredns"]})],
@@ -355,10 +409,16 @@ def _assemble(store: Store, binaries: dict[str, Path]) -> None:
     store.close()
 
 
+def archive_current(layout: Path, output: Path) -> bool:
+    """Whether ``output`` is the archive of ``layout`` already."""
+    stamp = output.with_suffix(".key")
+    return output.is_file() and stamp.is_file() and stamp.read_text() == layout.name
+
+
 def archive(layout: Path, output: Path) -> Path:
     """The layout as one tar (an OCI archive `ctr images import` reads), rewritten when stale."""
     stamp = output.with_suffix(".key")
-    if output.is_file() and stamp.is_file() and stamp.read_text() == layout.name:
+    if archive_current(layout, output):
         return output
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_suffix(".partial")

@@ -9,12 +9,15 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TextIO
 
-from lab import artifacts, build, config, edge, hosts, images, registry, rootfs
+from lab import artifacts, build, config, edge, hosts, images, progress, registry, rootfs, versions
 
 REQUIRED_COMMANDS = (
     "systemd-nspawn",
@@ -62,40 +65,109 @@ def _login_key() -> None:
     )
 
 
-def prepare() -> tuple[Path, Path, Path, hosts.Node]:
+@dataclass(frozen=True)
+class Step:
+    """One part of the build: how to make it (or take it from the cache) and whether the cache
+    already has it (None: known only once the parts before it are done)."""
+
+    name: str
+    kind: str
+    lane: str
+    make: Callable[[], Path]
+    cached: Callable[[], bool] | None = None
+
+
+AIRGAP = config.CACHE_DIR / "airgap" / "lab-images.tar"
+
+
+def _steps() -> tuple[list[Step], list[Step]]:
+    """The debootstraps (one lane, in a thread) and the Go builds (the other), in order."""
+    roots = [
+        Step(
+            "image base", "image-base", "debootstrap", images.image_base, images.image_base_cached
+        ),
+        Step("host rootfs", "rootfs", "debootstrap", rootfs.ensure, rootfs.cached),
+    ]
+    go = [
+        Step("control plane", "controlplane", "go", build.controlplane, build.controlplane_cached),
+        Step("k3s stand-in", "standin", "go", build.standin, build.standin_cached),
+        Step("node", "node", "go", build.node, build.node_cached),
+        *(
+            Step(
+                f"Argo CD {version}",
+                "argocd",
+                "go",
+                partial(build.argocd, version),
+                partial(build.argocd_cached, version),
+            )
+            for version in versions.ARGOCD_BUILDS
+        ),
+        Step("CoreDNS", "coredns", "go", build.coredns, build.coredns_cached),
+        Step("Dex", "dex", "go", build.dex, build.dex_cached),
+        Step("Traefik", "traefik", "go", build.traefik, build.traefik_cached),
+    ]
+    return roots, go
+
+
+def prepare(stream: TextIO | None = None) -> tuple[Path, Path, Path, hosts.Node]:
     """Build or fetch from cache everything a boot needs: rootfs, control plane, stand-in,
-    the node's binaries and its images."""
+    the node's binaries and its images. Shows each part's state on ``stream`` (stderr)."""
     problems = missing_prerequisites()
     if problems:
         raise RuntimeError("lab prerequisites missing: " + "; ".join(problems))
+    roots, go = _steps()
+    known = {step.name: step.cached() if step.cached else None for step in [*roots, *go]}
+    # The layout and archive follow from the rest: a guess for the estimate, checked when reached.
+    guess = all(known.values())
+    parts = [progress.Part(s.name, s.kind, s.lane, cached=known[s.name]) for s in [*roots, *go]]
+    parts += [
+        progress.Part("images", "images", progress.AFTER, cached=guess),
+        progress.Part("air-gap archive", "airgap", progress.AFTER, cached=guess),
+    ]
+    shown = progress.Progress(parts, stream, logs=build.LOG_DIR)
+    shown.start()
+    try:
+        built = _run_steps(shown, roots, go, known)
+    except BaseException:
+        shown.finish(failed=True)
+        raise
+    shown.finish()
+    return built
+
+
+def _run_steps(
+    shown: progress.Progress, roots: list[Step], go: list[Step], known: dict[str, bool | None]
+) -> tuple[Path, Path, Path, hosts.Node]:
     # The two debootstraps wait on Debian's mirror and dpkg, the Go builds on the CPU: on a cold
     # machine they overlap (the whole build measured 33 min, ≈42 one after the other). Nothing
     # else touches those two directories.
+    results: dict[str, Path] = {}
+    if all(known[step.name] for step in roots):
+        results.update(_run_lane(shown, roots, known))  # cached: in order, no thread needed
+        roots = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="debootstrap") as pool:
-        roots = pool.submit(_root_filesystems)
-        bin_dir = build.controlplane()
-        _stop_if_failed(roots)
-        standin = build.standin()
-        for go_build in images.GO_BUILDS:
-            _stop_if_failed(roots)
-            go_build()
-        base = roots.result()
-    artifacts.publish(standin)
-    layout = images.ensure()
-    airgap = images.archive(layout, config.CACHE_DIR / "airgap" / "lab-images.tar")
+        background = pool.submit(_run_lane, shown, roots, known)
+        for step in go:
+            _stop_if_failed(background)
+            results[step.name] = shown.run(step.name, step.make, known[step.name])
+        results.update(background.result())
+    artifacts.publish(results["k3s stand-in"])
+    layout = shown.run("images", images.ensure, images.cached())
+    archived = images.archive_current(layout, AIRGAP)
+    airgap = shown.run("air-gap archive", partial(images.archive, layout, AIRGAP), archived)
     mirror = registry.mirrors(config.host(config.EDGE_HOST).address)
-    node = hosts.Node(bin_dir=build.node(), images=airgap.parent, registries=mirror)
+    node = hosts.Node(bin_dir=results["node"], images=airgap.parent, registries=mirror)
     _login_key()
-    return base, bin_dir, standin, node
+    return results["host rootfs"], results["control plane"], results["k3s stand-in"], node
 
 
-def _root_filesystems() -> Path:
-    """The hosts' root filesystem and the images' base layer, built when missing."""
-    images.image_base()
-    return rootfs.ensure()
+def _run_lane(
+    shown: progress.Progress, steps: list[Step], known: dict[str, bool | None]
+) -> dict[str, Path]:
+    return {step.name: shown.run(step.name, step.make, known[step.name]) for step in steps}
 
 
-def _stop_if_failed(background: Future[Path]) -> None:
+def _stop_if_failed(background: Future[dict[str, Path]]) -> None:
     """Raise a failed debootstrap's error now rather than after the remaining Go builds."""
     if background.done():
         background.result()
@@ -186,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with exclusive():
                 return _up_down_or_build(command)
-        except RuntimeError as error:
+        except RuntimeError as error:  # BuildError too: it names the failed step's log
             print(f"lab: {error}", file=sys.stderr)
             return 1
     if command == "ssh":
@@ -208,9 +280,7 @@ def _up_down_or_build(command: str) -> int:
             f"lab: up in {up():.1f}s: " + ", ".join(f"{h.name} {h.address}" for h in config.HOSTS)
         )
     elif command == "build":
-        started = time.monotonic()
-        built = prepare()
-        print(f"lab: built in {time.monotonic() - started:.1f}s:", *built[:3])
+        prepare()  # its last line says how long it took
     else:
         down()
         print("lab: down")

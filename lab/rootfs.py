@@ -6,10 +6,9 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from lab import config, versions
+from lab import build, config, versions
 
 # Runs in a chroot of the fresh rootfs. Every host boots an overlay of the result, so nothing
 # host-specific goes here (host keys, addresses and the login key are written per host).
@@ -35,6 +34,14 @@ def key(packages: tuple[str, ...] = versions.ROOTFS_PACKAGES, configure: str = _
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
+def cached(
+    kind: str = "rootfs",
+    packages: tuple[str, ...] = versions.ROOTFS_PACKAGES,
+    configure: str = _CONFIGURE,
+) -> bool:
+    return (config.CACHE_DIR / kind / key(packages, configure)).is_dir()
+
+
 def ensure(
     kind: str = "rootfs",
     packages: tuple[str, ...] = versions.ROOTFS_PACKAGES,
@@ -48,9 +55,9 @@ def ensure(
     for leftover in final.parent.glob(f".{final.name}-*"):
         _remove_staging(leftover)  # an earlier build that was killed
     staging = final.with_name(f".{final.name}-{os.getpid()}")
-    print(f"lab: debootstrap {versions.DEBIAN_SUITE} into {final}", file=sys.stderr, flush=True)
+    log = build.fresh_log(kind)
     try:
-        subprocess.run(
+        build.run_logged(
             [
                 "debootstrap",
                 "--variant=minbase",
@@ -59,10 +66,12 @@ def ensure(
                 str(staging),
                 versions.DEBIAN_MIRROR,
             ],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            log,
+            f"debootstrap {versions.DEBIAN_SUITE} ({kind})",
         )
-        subprocess.run(["chroot", str(staging), "/bin/sh", "-c", configure], check=True)
+        build.run_logged(
+            ["chroot", str(staging), "/bin/sh", "-c", configure], log, f"configuring {kind}"
+        )
         os.rename(staging, final)
     finally:
         _remove_staging(staging)

@@ -11,8 +11,13 @@ KINE = "v0.17.5"
 # What the k3s/rke2 stand-ins report for `--version`.
 K3S_STANDIN = "v1.37.2+k3s1"
 RKE2_STANDIN = "v1.37.2+rke2r1"
-# Argo CD built from the Go module proxy (lab/argocd/go.mod must match); the lab runs its Pods.
-ARGOCD = "v3.5.1"
+# Argo CD built from the Go module proxy, one wrapper module per release (lab/argocd/<version>/
+# go.mod must match); the lab runs the Pods of both. ARGOCD is the release the lab site and the
+# site default pin; ARGOCD_PREVIOUS is the one the upgrade test converges on before raising the
+# pin (tests/lab/test_argocd_upgrade.py). Each build costs ≈ 6.5 min on a cold machine.
+ARGOCD = "v3.5.8"
+ARGOCD_PREVIOUS = "v3.5.1"
+ARGOCD_BUILDS = (ARGOCD_PREVIOUS, ARGOCD)
 # CoreDNS of the k3s stand-in's node, built from github.com/coredns/coredns (no wrapper needed).
 COREDNS = "v1.15.0"
 # k3s's packaged Ingress controller, built through lab/traefik/go.mod (must match).
@@ -65,10 +70,18 @@ IMAGE_PACKAGES = (
 )
 # The images the lab assembles, under the names Argo CD's manifest and k3s use.
 REDIS_IMAGE = "public.ecr.aws/docker/library/redis:8.2.3-alpine"
-DEX_IMAGE = "ghcr.io/dexidp/dex:v2.45.0"
-# The Dex inside the lab's DEX_IMAGE: the only v2 the Go module proxy serves (lab/dex/go.mod).
+# The Dex names of ARGOCD_PREVIOUS's and ARGOCD's manifests (v2.45.0, v2.45.1): one image under both.
+DEX_IMAGES = ("ghcr.io/dexidp/dex:v2.45.0", "ghcr.io/dexidp/dex:v2.45.1")
+# The Dex inside the lab's DEX_IMAGES: the only v2 the Go module proxy serves (lab/dex/go.mod).
 DEX = "v2.13.0"
-ARGOCD_IMAGE = f"quay.io/argoproj/argocd:{ARGOCD}"
+
+
+def argocd_image(version: str) -> str:
+    """The image name Argo CD's manifest of ``version`` runs."""
+    return f"quay.io/argoproj/argocd:{version}"
+
+
+ARGOCD_IMAGE = argocd_image(ARGOCD)
 PAUSE_IMAGE = "docker.io/rancher/mirrored-pause:3.6"
 COREDNS_IMAGE = "docker.io/rancher/mirrored-coredns-coredns:1.15.0"
 TRAEFIK_IMAGE = "docker.io/rancher/mirrored-library-traefik:3.6.12"

@@ -43,7 +43,7 @@ def test_tirosh_home_plan_on_a_fresh_vm(tmp_path: Path) -> None:
         "Restart k3s after a change",
         "Keep k3s running and enabled at boot",
         "Merge kubeconfig context tirosh-home/k3s",
-        "Install Argo CD v3.5.1 (server-side apply)",
+        "Install Argo CD v3.5.8 (server-side apply)",
         "argocd-server runs with server.insecure=true",
         "Argo CD Ingress gitops.internal.tirosh.ai",
         "Local phase: clusters, repositories, Secrets",
@@ -81,3 +81,23 @@ def test_a_part_run_alone_picks_hosts_by_their_group(tmp_path: Path) -> None:
     ((op),) = json.loads(result.stdout)["plan"]
     assert op["name"] == "kubeconfig | Merge kubeconfig context lab/rke2/gpu"
     assert op["hosts_with_change"] == ["@fake/rke2-gpu"]
+
+
+def test_a_site_that_fetches_pins_v3_6_2_by_url_and_sha256(tmp_path: Path) -> None:
+    """tirosh-home raised to the 3.6 line (README, Argo CD versions): the site validates and the
+    plan installs that release from the pinned download (the VM would fetch it)."""
+    sites = tmp_path / "sites"
+    shutil.copytree(REPO / "sites", sites)
+    vars_file = sites / "tirosh-home" / "argocd" / "vars.yml"
+    text = vars_file.read_text()
+    text = text.replace("argocd_version: v3.5.8", "argocd_version: v3.6.2").replace(
+        "948e7e3a70b03130f70e4c02ee2357c1cc97fb766674b6bddaed0f537cd5a00f",
+        "c948064d38294d857712ef78444768749a14293613098932f8533e37d067a2a2",
+    )
+    vars_file.write_text(text)
+    result = plan(
+        tmp_path, FAKE_SITE="tirosh-home", TIROSH_SITES_DIR=str(sites), deploy="deploys/argocd.py"
+    )
+    assert result.returncode == 0, result.stderr
+    names = [op["name"].split(" | ", 1)[-1] for op in json.loads(result.stdout)["plan"]]
+    assert "Install Argo CD v3.6.2 (server-side apply)" in names

@@ -53,7 +53,7 @@ SERVER_INSECURE_KEY = "server.insecure"
 SERVER_DEPLOYMENT = "argocd-server"
 # The Ingress the deploy manages, named after the Service it routes to.
 INGRESS_NAME = "argocd-server"
-DEFAULT_ARGOCD_VERSION = "v3.5.1"
+DEFAULT_ARGOCD_VERSION = "v3.5.8"
 DEFAULT_MANIFEST_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"
 )

@@ -13,6 +13,7 @@ MODULE_ORDER = (
     "test_k3s_deploy",
     "test_argocd_deploy",
     "test_argocd_running",
+    "test_argocd_upgrade",  # back on the lab site's release, every Pod Ready, when it ends
     "test_git_server",  # it also clones from a Pod of Argo CD
     "test_local_phase",  # needs Argo CD running and the Git server
     "test_argocd_status",

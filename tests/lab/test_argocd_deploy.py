@@ -1,6 +1,6 @@
 """Argo CD on the lab's management cluster: install, drift, upgrade, settings, Ingress.
 
-Runs after test_k3s_deploy (see conftest.py): the full deploy has installed Argo CD v3.5.1.
+Runs after test_k3s_deploy (see conftest.py): the full deploy has installed Argo CD v3.5.8.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tirosh import argocd
 pytestmark = pytest.mark.lab
 MANIFESTS = config.REPO_ROOT / "manifests" / "argocd"
 CONTEXT = ("--context", "lab/k3s")
-INSTALL_OP = "Install Argo CD v3.5.1 (server-side apply)"
+INSTALL_OP = "Install Argo CD v3.5.8 (server-side apply)"
 
 
 def kubectl_json(operator: Operator, *args: str) -> Any:
@@ -56,7 +56,7 @@ def pin(version: str) -> dict[str, object]:
 
 
 def test_every_manifest_object_exists_under_the_deploys_field_manager(operator: Operator) -> None:
-    manifest = argocd.read_manifest(MANIFESTS / "install-v3.5.1.yaml")
+    manifest = argocd.read_manifest(MANIFESTS / "install-v3.5.8.yaml")
     for kind in sorted({o.kind for o in manifest.objects}):
         listing = kubectl_json(
             operator, "get", argocd.RESOURCES[kind], "-n", "argocd", "--show-managed-fields"
@@ -103,7 +103,7 @@ def test_a_hand_edit_is_noticed_and_reverted(
     )
     assert controller["spec"]["replicas"] == 1
     repo_server = kubectl_json(operator, "-n", "argocd", "get", "deployment", "argocd-repo-server")
-    assert repo_server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.5.1")
+    assert repo_server["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.5.8")
     operator.kubectl(*CONTEXT, "-n", "argocd", "get", "configmap", "argocd-rbac-cm")
     operator.kubectl(*CONTEXT, "get", "clusterrolebinding", "argocd-server")
 
@@ -125,9 +125,9 @@ def test_a_downgrade_is_refused_unless_forced(
     older = site_copy(pin("v3.4.7"))
     result = older.run(PYINFRA, "-y", "inventories/lab.py", "deploys/argocd.py", check=False)
     assert result.returncode != 0
-    assert "refusing to downgrade Argo CD from v3.5.1 to v3.4.7" in result.stdout + result.stderr
+    assert "refusing to downgrade Argo CD from v3.5.8 to v3.4.7" in result.stdout + result.stderr
     record = kubectl_json(operator, "-n", "argocd", "get", "configmap", argocd.RECORD_CONFIGMAP)
-    assert record["data"]["version"] == "v3.5.1"
+    assert record["data"]["version"] == "v3.5.8"
 
 
 def test_a_downgrade_of_an_unrecorded_install_is_refused_too(
@@ -138,7 +138,7 @@ def test_a_downgrade_of_an_unrecorded_install_is_refused_too(
     older = site_copy(pin("v3.4.7"))
     result = older.run(PYINFRA, "-y", "inventories/lab.py", "deploys/argocd.py", check=False)
     assert result.returncode != 0
-    assert "refusing to downgrade Argo CD from v3.5.1 to v3.4.7" in result.stdout + result.stderr
+    assert "refusing to downgrade Argo CD from v3.5.8 to v3.4.7" in result.stdout + result.stderr
     operator.deploy(deploy_file="deploys/argocd.py")
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
 
@@ -168,9 +168,9 @@ def test_downgrade_when_forced_then_upgrade_converge_without_manual_steps(
         deploy_file="deploys/argocd.py"
     )
     assert image() == "quay.io/argoproj/argocd:v3.4.7"
-    upgraded = site_copy(pin("v3.5.1"))
+    upgraded = site_copy(pin("v3.5.8"))
     upgraded.deploy(deploy_file="deploys/argocd.py")
-    assert image() == "quay.io/argoproj/argocd:v3.5.1"
+    assert image() == "quay.io/argoproj/argocd:v3.5.8"
     assert changed_operations(upgraded.plan(deploy_file="deploys/argocd.py")) == []
     assert changed_operations(operator.plan(deploy_file="deploys/argocd.py")) == []
     _forced_rollback_of_the_controller(operator)
@@ -179,9 +179,9 @@ def test_downgrade_when_forced_then_upgrade_converge_without_manual_steps(
 def _forced_rollback_of_the_controller(operator: Operator) -> None:
     """The lab has no v3.4.7 images, so the downgraded Pods never ran. Deployments replace theirs
     on the upgrade; an OrderedReady StatefulSet does not replace a Pod that never became Ready
-    (Kubernetes' documented "forced rollback": delete it). Later tests need v3.5.1 running."""
+    (Kubernetes' documented "forced rollback": delete it). Later tests need v3.5.8 running."""
     pod = kubectl_json(operator, "-n", "argocd", "get", "pod", "argocd-application-controller-0")
-    if pod["spec"]["containers"][0]["image"] != "quay.io/argoproj/argocd:v3.5.1":
+    if pod["spec"]["containers"][0]["image"] != "quay.io/argoproj/argocd:v3.5.8":
         operator.kubectl(
             *CONTEXT, "-n", "argocd", "delete", "pod", "argocd-application-controller-0"
         )
@@ -331,7 +331,7 @@ def test_objects_a_newer_manifest_drops_are_pruned(
     operator: Operator, site_copy: Callable[..., Operator], tmp_path: Path
 ) -> None:
     """A manifest without one NetworkPolicy stands for a release that dropped an object."""
-    documents = (MANIFESTS / "install-v3.5.1.yaml").read_text().split("\n---\n")
+    documents = (MANIFESTS / "install-v3.5.8.yaml").read_text().split("\n---\n")
     dropped = "NetworkPolicy/argocd-redis-network-policy"
     kept = [
         d

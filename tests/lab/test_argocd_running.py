@@ -1,4 +1,4 @@
-"""Argo CD v3.5.1 running in the lab: Pods on the argocd host, the API through the site's path.
+"""Argo CD running in the lab (the lab site's pin, lab/versions.py ARGOCD): Pods on the argocd host, the API through the site's path.
 
 Runs after test_argocd_deploy (see conftest.py), when the deploy has installed Argo CD and the
 k3s stand-in on the argocd host is a node (containerd, kubelet, CoreDNS, Traefik). The site's
@@ -34,7 +34,7 @@ from tirosh import argocd
 pytestmark = pytest.mark.lab
 CONTEXT = ("--context", "lab/k3s")
 EDGE = config.host(config.EDGE_HOST).address
-VERSION_PREFIX = "v3.5.1+"
+VERSION_PREFIX = f"{lab_versions.ARGOCD}+"
 
 
 def kubectl_json(operator: Operator, *args: str) -> Any:
@@ -82,7 +82,9 @@ def proxy_version() -> str | None:
 
 
 def _workloads() -> list[argocd.ManifestObject]:
-    manifest = argocd.read_manifest(config.REPO_ROOT / "manifests/argocd/install-v3.5.1.yaml")
+    manifest = argocd.read_manifest(
+        config.REPO_ROOT / f"manifests/argocd/install-{lab_versions.ARGOCD}.yaml"
+    )
     return [o for o in manifest.objects if o.kind in ("Deployment", "StatefulSet")]
 
 

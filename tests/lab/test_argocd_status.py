@@ -1,6 +1,6 @@
 """local.argocd.status and local.kube.port_forward against a real kube-apiserver on 127.0.0.1.
 
-The loopback control plane (lab/loopback.py) gets Argo CD v3.5.1's real install manifest,
+The loopback control plane (lab/loopback.py) gets Argo CD v3.5.8's real install manifest,
 server-side applied as the deploy does. No kubelet runs there, so Pods are stored but never
 start: every Argo CD workload stays at 0 ready, which is exactly the unhealthy rollout the
 status has to explain. Tests run in file order; the ones that change the argocd namespace come
@@ -45,7 +45,7 @@ from local.kube.port_forward import (
 pytestmark = pytest.mark.lab
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-MANIFEST = REPO_ROOT / "manifests" / "argocd" / "install-v3.5.1.yaml"
+MANIFEST = REPO_ROOT / "manifests" / "argocd" / "install-v3.5.8.yaml"
 CONTEXT = "default"  # what the stand-in (like k3s) names its context
 NAMESPACE = "argocd"
 
@@ -291,7 +291,7 @@ Path({record!r}).write_text(json.dumps({{"args": args, "pid": __import__("os").g
 
 class Version(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({{"Version": "v3.5.1+kubectl-stand-in"}}).encode()
+        body = json.dumps({{"Version": "v3.5.8+kubectl-stand-in"}}).encode()
         self.send_response(200 if self.path == "/api/version" else 404)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -323,7 +323,7 @@ def _running_server_pod(api: client.ApiClient, namespace: str) -> str:
         "spec": {
             "nodeName": "loopback",
             "automountServiceAccountToken": False,
-            "containers": [{"name": "argocd-server", "image": "quay.io/argoproj/argocd:v3.5.1"}],
+            "containers": [{"name": "argocd-server", "image": "quay.io/argoproj/argocd:v3.5.8"}],
         },
     }
     deadline = time.monotonic() + 30
@@ -361,7 +361,7 @@ def test_port_forward_runs_kubectl_until_the_block_ends(
         assert url == f"http://127.0.0.1:{port}"
         assert check_api("gitops.lab.test", url) == (
             True,
-            f"answers at {url}/api/version: v3.5.1+kubectl-stand-in",
+            f"answers at {url}/api/version: v3.5.8+kubectl-stand-in",
         )
         started = json.loads(record.read_text())
         assert Path(f"/proc/{started['pid']}").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
@@ -10,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import config, hosts
+from lab import config, hosts, versions
 from tests.lab.operator import Operator
+from tests.terminal import run_in_a_terminal
 
 pytestmark = pytest.mark.lab
-MANIFEST = config.REPO_ROOT / "manifests" / "argocd" / "install-v3.5.1.yaml"
+MANIFEST = config.REPO_ROOT / "manifests" / "argocd" / f"install-{versions.ARGOCD}.yaml"
 RKE2 = config.host("rke2-gpu")
 
 
@@ -158,3 +161,55 @@ def test_a_second_session_cannot_take_the_lab_over(lab: object) -> None:
         assert result.returncode == 1
         assert "the lab is in use by pid" in result.stderr
     assert ssh("argocd", "hostname") == "argocd"
+
+
+PREPARE = "from lab import lifecycle; lifecycle.prepare()"
+# Every part of the build in its order: the debootstraps' lane, the Go builds', the assembly.
+PARTS = (
+    "image base",
+    "host rootfs",
+    "control plane",
+    "k3s stand-in",
+    "node",
+    *(f"Argo CD {version}" for version in versions.ARGOCD_BUILDS),
+    "CoreDNS",
+    "Dex",
+    "Traefik",
+    "images",
+    "air-gap archive",
+)
+
+
+def _build_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TERM")}
+    return {**env, "TERM": "xterm"}
+
+
+def test_the_build_shows_each_part_cached_in_a_pipe(lab: object) -> None:
+    """What `python -m lab build` prints in CI and logs, once everything is cached: one plain
+    line per part (the lab's lock is this session's, so prepare() runs without it)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PREPARE],
+        cwd=config.REPO_ROOT,
+        env=_build_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"lab build: {len(PARTS)} parts, every one cached"
+    assert lines[1:-1] == [f"lab build: {part}: cached" for part in PARTS]
+    assert re.fullmatch(
+        rf"lab build: finished in \d+ s \(0 built, {len(PARTS)} cached\)", lines[-1]
+    )
+    assert "\x1b" not in result.stderr
+
+
+def test_the_build_shows_each_part_cached_under_a_bar_on_a_terminal(lab: object) -> None:
+    code, output = run_in_a_terminal([sys.executable, "-c", PREPARE], _build_environment())
+    assert code == 0, output
+    last = output[output.rindex("\x1b[J") :].replace("\x1b[J", "").replace("\x1b[2K", "")
+    block = last.splitlines()
+    assert block[: len(PARTS)] == [f"  = {part}: cached" for part in PARTS]
+    assert re.fullmatch(r"\[#{30}\] 100%  elapsed 0:\d\d, ≈ 0 s left", block[len(PARTS)])

@@ -1,4 +1,4 @@
-"""The local phase against the lab's Argo CD v3.5.1, as an operator runs it.
+"""The local phase against the lab's Argo CD (v3.5.8), as an operator runs it.
 
 Runs after test_git_server (see conftest.py): Argo CD is running and the edge host serves Git.
 A copy of the lab site declares what tirosh-home would: the workload cluster of the profile

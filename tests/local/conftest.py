@@ -1,4 +1,4 @@
-"""Fixtures: a real Argo CD v3.5.1 API server on loopback with a management and a workload
+"""Fixtures: a real Argo CD v3.5.8 API server on loopback with a management and a workload
 cluster, and a site ``loop`` that points at them (see harness.py).
 
 Everything lives under one temporary directory used as the operator's HOME; every process is

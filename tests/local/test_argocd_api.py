@@ -1,4 +1,4 @@
-"""local.argocd.api against the real argocd-server v3.5.1: answers, and the one-line errors."""
+"""local.argocd.api against the real argocd-server v3.5.8: answers, and the one-line errors."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from tests.local.conftest import Harness
 pytestmark = pytest.mark.lab
 
 
-def test_version_is_argocd_v3_5_1(harness: Harness) -> None:
-    assert Client(harness.url).version().startswith("v3.5.1")
+def test_version_is_argocd_v3_5_8(harness: Harness) -> None:
+    assert Client(harness.url).version().startswith("v3.5.8")
 
 
 def test_login_and_userinfo(harness: Harness) -> None:
@@ -71,7 +71,7 @@ def test_a_wrong_content_type_is_explained(harness: Harness) -> None:
 def test_tls_verification_failure_suggests_insecure(harness: Harness) -> None:
     with pytest.raises(ArgoCDError, match=r"TLS verification of 127.0.0.1:.* failed .*--insecure"):
         Client(harness.tls_url).version()
-    assert Client(harness.tls_url, verify=False).version().startswith("v3.5.1")
+    assert Client(harness.tls_url, verify=False).version().startswith("v3.5.8")
 
 
 def test_plain_http_to_a_tls_server_says_drop_plaintext(harness: Harness) -> None:

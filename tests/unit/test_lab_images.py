@@ -7,9 +7,10 @@ import json
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
-from lab import images, registry
+from lab import build, config, images, registry, versions
 
 
 def _layout(tmp_path: Path) -> images.Store:
@@ -103,3 +104,20 @@ def test_mirrors_send_every_registry_of_the_lab_images_to_the_lab_registry() -> 
     mirrors = yaml.safe_load(registry.mirrors("198.51.100.12"))["mirrors"]
     for name in ("quay.io/x", "ghcr.io/x", "public.ecr.aws/x", "docker.io/x"):
         assert mirrors[name.split("/")[0]]["endpoint"] == ["http://198.51.100.12:5000"]
+
+
+def test_a_release_module_is_taken_only_with_the_manifest_shipped_for_its_version(
+    tmp_path: Path,
+) -> None:
+    """The lab's Argo CD images and the manifest it deploys must come from one release: the
+    module's install.yaml is checked against manifests/argocd/SHA256SUMS."""
+    shipped = config.REPO_ROOT / "manifests" / "argocd" / f"install-{versions.ARGOCD}.yaml"
+    images.check_release_manifest(versions.ARGOCD, shipped)  # the same bytes: accepted
+    other = tmp_path / "install.yaml"
+    other.write_bytes(shipped.read_bytes().replace(b"argocd:v3.5.8", b"argocd:v3.5.9"))
+    with pytest.raises(
+        build.BuildError, match=f"is not the pinned .* of install-{versions.ARGOCD}"
+    ):
+        images.check_release_manifest(versions.ARGOCD, other)
+    with pytest.raises(build.BuildError, match=r"no install-v9.9.9.yaml"):
+        images.shipped_manifest_sha256("v9.9.9")

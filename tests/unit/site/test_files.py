@@ -63,9 +63,9 @@ def test_valid_site_resolves_values_and_defaults(repo: Path) -> None:
     assert argocd.server == "gitops.lab.example"
     assert argocd.auto_port_forward is False
     assert argocd.namespace == "argocd"
-    assert argocd.version == "v3.5.1"
+    assert argocd.version == "v3.5.8"
     assert argocd.manifest_url == (
-        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1/manifests/install.yaml"
+        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.8/manifests/install.yaml"
     )
     assert argocd.manifest_file is None
     assert argocd.manifest_sha256 is None
@@ -108,7 +108,7 @@ def test_shipped_tirosh_home_site_is_valid() -> None:
     assert site.argocd.ingress_host == "gitops.internal.tirosh.ai"
     assert site.argocd.server_insecure is True
     assert site.argocd.ingress_tls_enabled is False
-    assert site.argocd.version == "v3.5.1"
+    assert site.argocd.version == "v3.5.8"
 
 
 # --------------------------------------------------------------------------- problem format
