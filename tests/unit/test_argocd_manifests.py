@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from lab import images, versions
-from local import phase, port_forward, status
+from local import phase
+from local.argocd import status
+from local.kube import port_forward
 from tirosh import argocd
 
 REPO = Path(__file__).resolve().parents[2]

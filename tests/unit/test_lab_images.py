@@ -119,5 +119,5 @@ def test_a_release_module_is_taken_only_with_the_manifest_shipped_for_its_versio
         build.BuildError, match=f"is not the pinned .* of install-{versions.ARGOCD}"
     ):
         images.check_release_manifest(versions.ARGOCD, other)
-    with pytest.raises(build.BuildError, match=r"no install-v9.9.9.yaml"):
+    with pytest.raises(build.BuildError, match=r"no install-v9\.9\.9\.yaml"):
         images.shipped_manifest_sha256("v9.9.9")
