@@ -65,7 +65,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize(
     ("module", "loader", "call", "leaves_key"),
     [
-        ("local", "kubeclient", "kubeclient.api_client", False),
+        ("local.kube", "client", "client.api_client", False),
         # The fault this module exists for, shown on the kubernetes package's own loader.
         ("kubernetes", "config", "lambda f, c: config.new_client_from_config(str(f), c)", True),
     ],
