@@ -15,13 +15,12 @@ import urllib3
 from kubernetes import client
 
 from local import cli, phase
-from local.argocd import clusters, doctor, initial_secret, password, repositories, status
+from local.argocd import doctor, initial_secret, password, registration, repositories, status
 from local.argocd.api_check import site_api_check
 from local.argocd.session import open_session, site_settings
 from local.cli import Invocation, command, option
 from local.kube import client as kubeclient
 from local.kube import port_forward, secrets
-from local.proxmox import commands as proxmox
 from tirosh.plan import Plan
 
 _DRY = option("--dry", action="store_true", help="only say what would change")
@@ -114,25 +113,31 @@ def argocd_password_update(run: Invocation) -> int:
     return password.update(run.site, run.environ, run.args.yes)
 
 
-def _clusters(run: Invocation, rotate: bool) -> int:
+def _register(run: Invocation, only: str, rotate: bool = False) -> int:
+    """Register the site's clusters or repositories (``only``), or say what would change."""
     site = run.site
+    found = (
+        repositories.gather_secrets(site, run.environ, _prompt(run)) if only != "clusters" else {}
+    )
+    declared = registration.declare(site, run.environ, found, rotate, dry=run.args.dry, only=only)
     if run.args.dry:
-        return _print(clusters.register_clusters(site, None, rotate, dry=True))
-    with open_session(site, run.environ, _initial(run)) as (argocd, _):
-        result = clusters.register_clusters(site, argocd, rotate=rotate)
-    if not site.clusters:
-        print(f"site {site.name}: no workload cluster declared")
+        return _print(declared.plan())
+    result = registration.converge(site, declared, lambda: phase.argocd_session(site, run.environ))
+    if not declared.items:
+        print(
+            f"site {site.name}: no {'workload cluster' if only == 'clusters' else 'repository'} declared"
+        )
     return _print(result)
 
 
 @command("argocd/cluster/add", "register the workload cluster(s) with a ServiceAccount token", _DRY)
 def argocd_cluster_add(run: Invocation) -> int:
-    return _clusters(run, rotate=False)
+    return _register(run, "clusters")
 
 
 @command("argocd/cluster/rotate", "revoke the cluster token and register a new one", _DRY)
 def argocd_cluster_rotate(run: Invocation) -> int:
-    return _clusters(run, rotate=True)
+    return _register(run, "clusters", rotate=True)
 
 
 def _prompt(run: Invocation) -> bool:
@@ -141,15 +146,7 @@ def _prompt(run: Invocation) -> bool:
 
 @command("argocd/repo/add", "register the site's repositories and credential templates", _DRY)
 def argocd_repo_add(run: Invocation) -> int:
-    site = run.site
-    found = repositories.gather_secrets(site, run.environ, _prompt(run))
-    if run.args.dry:
-        return _print(repositories.register_repositories(site, None, run.environ, found, True))
-    with open_session(site, run.environ, _initial(run)) as (argocd, _):
-        result = repositories.register_repositories(site, argocd, run.environ, found)
-    if not site.repositories and not site.templates:
-        print(f"site {site.name}: no repository declared")
-    return _print(result)
+    return _register(run, "repositories")
 
 
 @command("argocd/repo/list", "the repositories Argo CD has, against the site's")
@@ -250,8 +247,12 @@ _PROXMOX = (
 )
 
 
-def _proxmox(run: Invocation, body: proxmox.Command) -> int:
+def _proxmox(run: Invocation, name: str) -> int:
+    # proxmoxer and requests: imported only by the commands that talk to Proxmox VE.
+    from local.proxmox import commands as proxmox
+
     options = proxmox.Options(run.args.restart, run.args.dry, run.args.verbose)
+    body: proxmox.Command = getattr(proxmox, name)
     return body(run.site, run.environ, options, sys.stdout, sys.stderr)
 
 
@@ -262,7 +263,7 @@ def _proxmox(run: Invocation, body: proxmox.Command) -> int:
     prefix="proxmox: ",
 )
 def proxmox_vms_plan(run: Invocation) -> int:
-    return _proxmox(run, proxmox.run_plan)
+    return _proxmox(run, "run_plan")
 
 
 @command(
@@ -272,7 +273,7 @@ def proxmox_vms_plan(run: Invocation) -> int:
     prefix="proxmox: ",
 )
 def proxmox_vms_apply(run: Invocation) -> int:
-    return _proxmox(run, proxmox.run_apply)
+    return _proxmox(run, "run_apply")
 
 
 @command(
@@ -282,7 +283,7 @@ def proxmox_vms_apply(run: Invocation) -> int:
     prefix="proxmox: ",
 )
 def proxmox_vms_inventory(run: Invocation) -> int:
-    return _proxmox(run, proxmox.run_inventory)
+    return _proxmox(run, "run_inventory")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -1,10 +1,11 @@
 """The deploy's local phase: after the remote one, from the operator's machine.
 
-Registers the declared workload clusters, repositories and credential templates in Argo CD and
-applies the registered Secrets, all read from the ``Site`` (its ``clusters``, ``repositories``,
+Registers the declared workload clusters, repositories and credential templates in Argo CD (as
+its declarative Secrets, ``local.argocd.registration``) and applies the registered Secrets, all read from the ``Site`` (its ``clusters``, ``repositories``,
 ``templates``, ``secrets``). ``plan`` reads what Argo CD and the clusters hold and returns what
 would change (a ``tirosh.plan.Plan``; no Argo CD login is needed for it); ``apply`` makes it
-so and returns what it did, with the connection states Argo CD reports. Every input (tokens,
+so and returns what it did, with the connection states Argo CD reports; it logs in to Argo CD
+only when something differs. Every input (tokens,
 keys, variables) is gathered before anything changes. A site that declares nothing skips the
 phase in one line.
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from local.argocd import clusters, initial_secret, repositories, status
+from local.argocd import initial_secret, registration, repositories, status
+from local.argocd.api import Client
 from local.argocd.session import open_session, site_settings
 from local.kube import client as kubeclient
 from local.kube import secrets
@@ -69,10 +72,7 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
     if declares_nothing(site):
         return _skipped(site)
     inputs = _inputs(site, env)
-    result = clusters.register_clusters(site, None, dry=True)
-    result.extend(
-        repositories.register_repositories(site, None, env, inputs.repository_secrets, dry=True)
-    )
+    result = registration.declare(site, env, inputs.repository_secrets, dry=True).plan()
     return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
 
 
@@ -94,16 +94,24 @@ def apply(
     inputs = _inputs(site, env)
     result = Plan()
     if (site.clusters or site.repositories or site.templates) and _part_pending(planned, "argocd"):
-        if wait is not None:
-            wait_for_argocd(site, wait)
-        with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
-            result.extend(clusters.register_clusters(site, argocd))
-            result.extend(
-                repositories.register_repositories(site, argocd, env, inputs.repository_secrets)
-            )
+        declared = registration.declare(site, env, inputs.repository_secrets)
+        result.extend(
+            registration.converge(site, declared, lambda: argocd_session(site, env, wait))
+        )
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
     return result
+
+
+@contextmanager
+def argocd_session(
+    site: Site, environ: Mapping[str, str], wait: float | None = None
+) -> Iterator[Client]:
+    """A logged-in Argo CD client; with ``wait``, first wait that long for its API to be up."""
+    if wait is not None:
+        wait_for_argocd(site, wait)
+    with open_session(site, environ, lambda: initial_secret.read(site, environ)) as (argocd, _):
+        yield argocd
 
 
 def _part_pending(planned: Plan | None, part: str) -> bool:

@@ -20,6 +20,7 @@ from pyinfra.api import Config, Host, Inventory, QuoteString, State, StringComma
 from facts.util import kubectl as kubectl_command
 from facts.util.quiet import QuietReadError as SecretReadError
 from facts.util.quiet import read_command_output
+from tirosh.argocd import INITIAL_ADMIN_SECRET
 from tirosh.errors import OperatorError
 from tirosh.inventory import groups
 from tirosh.site import Site
@@ -34,7 +35,7 @@ __all__ = [
     "target_host",
 ]
 
-INITIAL_SECRET: Final = "argocd-initial-admin-secret"
+INITIAL_SECRET: Final = INITIAL_ADMIN_SECRET
 
 
 class RemoteError(OperatorError, RuntimeError):

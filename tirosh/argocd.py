@@ -31,6 +31,8 @@ FIELD_MANAGER = "tirosh-infra"
 SETTINGS_MANAGER = "tirosh-infra-settings"
 INGRESS_MANAGER = "tirosh-infra-ingress"
 RECORD_CONFIGMAP = "tirosh-infra-argocd"
+# The Secret Argo CD writes the first admin password to (the bootstrap login reads it).
+INITIAL_ADMIN_SECRET = "argocd-initial-admin-secret"
 # Manifest objects whose data Argo CD's own API maintains after the install: the SSH known
 # hosts (`argocd cert add-ssh`, the local phase's repositories). The manifest ships default
 # data for it, so re-applying would take that field back and drop every host key added since.

@@ -7,7 +7,6 @@ The site model reads them (``tirosh.site.clusters_file``: the profile's one clus
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ __all__ = [
     "CLUSTERS_FILE",
     "ContextProblem",
     "WorkloadCluster",
-    "cluster_differs",
     "context_server",
     "is_loopback_url",
     "loopback_hint",
@@ -100,45 +98,6 @@ def context_server(document: Mapping[str, Any], context: str) -> str | None:
     cluster = _named(document, "clusters", str(ctx.get("cluster", "")))
     server = cluster.get("server") if cluster else None
     return str(server).rstrip("/") if server else None
-
-
-def cluster_differs(stored: Mapping[str, str] | None, body: Mapping[str, Any]) -> bool:
-    """Whether Argo CD's cluster Secret (decoded data) differs from the ``body`` to upsert.
-
-    Compared: the name, the namespaces and the credentials this project sets; a client
-    certificate or key left over from ``argocd cluster add`` with a k3s kubeconfig makes it
-    differ, so the upsert replaces it.
-    """
-    if stored is None:
-        return True
-    try:
-        config = json.loads(stored.get("config") or "{}")
-    except ValueError:
-        return True
-    if not isinstance(config, Mapping):
-        return True
-    namespaces = [n for n in (stored.get("namespaces") or "").split(",") if n]
-    return (
-        stored.get("name") != body["name"]
-        or sorted(namespaces) != sorted(body["namespaces"])
-        or _auth(config) != _auth(body["config"])
-    )
-
-
-def _auth(config: Mapping[str, Any]) -> tuple[Any, ...]:
-    tls = config.get("tlsClientConfig") or {}
-    if not isinstance(tls, Mapping):
-        tls = {}
-    return (
-        config.get("bearerToken"),
-        bool(tls.get("insecure")),
-        tls.get("caData"),
-        tls.get("serverName"),
-        tls.get("certData"),
-        tls.get("keyData"),
-        config.get("username"),
-        config.get("execProviderConfig"),
-    )
 
 
 def _same_server(a: str, b: str) -> bool:

@@ -23,9 +23,8 @@ The site model reads them from ``sites/<site>/argocd/repositories.toml``
     url = "https://github.com/org"
     username = "x-access-token"
 
-No secret value is ever in that file: only where to take it from. Pure: bodies for the API are
-built from the declarations plus the secret values the caller read; what differs from what
-Argo CD stores is decided here too.
+No secret value is ever in that file: only where to take it from. Pure: the Secrets Argo CD
+must hold for them are built in ``tirosh.argocd_secrets``.
 """
 
 from __future__ import annotations
@@ -33,10 +32,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -49,16 +47,12 @@ __all__ = [
     "known_hosts_for",
     "known_hosts_name",
     "parse_known_host",
-    "repo_creds_body",
-    "repository_body",
     "ssh_host",
 ]
 
 REPOSITORIES_FILE: Final = "argocd/repositories.toml"
 DEFAULT_TOKEN_ENV: Final = "GITHUB_TOKEN"
 TYPES: Final = ("git", "helm")
-# The keys of Argo CD's repository Secrets that hold credentials.
-CREDENTIAL_KEYS: Final = ("username", "password", "sshPrivateKey")
 _SCP_URL: Final = re.compile(r"(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)")
 _KEY_TYPES: Final = (
     "ssh-ed25519",
@@ -162,46 +156,3 @@ def covering_template(
     """The template Argo CD would take credentials from: the longest matching URL prefix."""
     matching = [t for t in templates if url.startswith(t.url.rstrip("/"))]
     return max(matching, key=lambda t: len(t.url), default=None)
-
-
-# --------------------------------------------------------------------------- API bodies
-
-
-def _secret_fields(credentials: Credentials, secret: str | None) -> dict[str, str]:
-    if credentials.kind == "ssh":
-        return {"sshPrivateKey": secret or ""}
-    if credentials.kind == "token":
-        return {"username": credentials.username or "", "password": secret or ""}
-    return {}
-
-
-def differs(
-    stored: Mapping[str, str] | None, body: Mapping[str, Any], keys: tuple[str, ...]
-) -> bool:
-    """Whether Argo CD's stored Secret data (decoded) differs from ``body`` in ``keys``."""
-    if stored is None:
-        return True
-    return any((stored.get(key) or "") != (body.get(key) or "") for key in keys)
-
-
-def repository_body(repository: Repository, secret: str | None) -> dict[str, Any]:
-    """The ``POST /api/v1/repositories?upsert=true`` body.
-
-    It always carries the credentials: Argo CD writes every credential key an upsert omits as
-    an empty string, so an upsert without them would wipe the stored ones. ``type`` is explicit
-    because the server compares against a stored object whose empty type became ``git``.
-    """
-    body: dict[str, Any] = {
-        "repo": repository.url,
-        "name": repository.name,
-        "type": repository.type,
-    }
-    body.update(_secret_fields(repository.credentials, secret))
-    return body
-
-
-def repo_creds_body(template: Template, secret: str | None) -> dict[str, Any]:
-    """The ``POST /api/v1/repocreds?upsert=true`` body of a credential template."""
-    body: dict[str, Any] = {"url": template.url, "type": "git"}
-    body.update(_secret_fields(template.credentials, secret))
-    return body

@@ -44,6 +44,8 @@ PORT_FORWARD_HINT: Final = (
 # Repository requests a command keeps in flight at once: Argo CD's API server serves them
 # concurrently, and each waits on a connection test.
 PARALLEL_REQUESTS: Final = 4
+# How often to ask again for an object Argo CD does not know yet (a Secret just applied).
+UNKNOWN_POLL: Final = 0.25
 
 
 class ArgoCDError(OperatorError):
@@ -409,6 +411,28 @@ class Client:
             if exc.status in (403, 404):
                 return None
             raise
+
+    def test_cluster(self, server: str, name: str, settle: float = 0.0) -> dict[str, Any] | None:
+        """Have Argo CD test the stored credentials of the cluster at ``server`` now, and the
+        cluster as it answers; None when it does not know the cluster within ``settle`` s.
+
+        An update of the cluster's ``name`` field alone, to the name it has: the API server
+        tests the connection before it stores anything (and fails with its message), then
+        caches the state. A Secret applied moments ago reaches the API server through its
+        informer, so a 403 (Argo CD's answer for an unknown cluster) is asked again.
+        """
+        path = f"/api/v1/clusters/{quote(server, safe='')}"
+        body = {"server": server, "name": name}
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                return self.request_object("PUT", path, body, {"updatedFields": "name"})
+            except ArgoCDError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                if time.monotonic() >= deadline:
+                    return None
+            time.sleep(UNKNOWN_POLL)
 
     def list_clusters(self) -> list[dict[str, Any]]:
         return self._items("/api/v1/clusters")

@@ -14,14 +14,14 @@ from typing import Final
 
 from kubernetes import client
 
-from local import remote
 from local.kube import client as kubeclient
+from tirosh.argocd import INITIAL_ADMIN_SECRET
 from tirosh.errors import OperatorError
 from tirosh.site import Site
 
 __all__ = ["INITIAL_SECRET", "SOURCES", "SecretAccessError", "delete", "read", "source"]
 
-INITIAL_SECRET: Final = remote.INITIAL_SECRET
+INITIAL_SECRET: Final = INITIAL_ADMIN_SECRET
 SOURCES: Final = ("ssh", "context")
 
 
@@ -49,6 +49,8 @@ def read(site: Site, environ: Mapping[str, str]) -> str | None:
     """The initial admin password, or None when the Secret no longer exists."""
     namespace = site.argocd.namespace
     if source(environ) == "ssh":
+        from local import remote  # pyinfra: imported only by the commands that use SSH
+
         try:
             return remote.read_initial_password(site)
         except remote.RemoteError as exc:
@@ -69,6 +71,8 @@ def read(site: Site, environ: Mapping[str, str]) -> str | None:
 def delete(site: Site, environ: Mapping[str, str]) -> None:
     namespace = site.argocd.namespace
     if source(environ) == "ssh":
+        from local import remote
+
         try:
             remote.delete_initial_secret(site)
         except remote.RemoteError as exc:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from local.argocd.api import Client, LoginFailed
+from tirosh.argocd_secrets import secret_name
 from tests.local.conftest import (
     CLUSTER_NAME,
     GIT_TOKEN,
@@ -185,19 +186,61 @@ def test_cluster_add_registers_the_workload_cluster_with_a_token(harness: Harnes
     ]
 
 
-def test_cluster_add_again_changes_nothing(harness: Harness) -> None:
-    before = _cluster_secret(harness)
-    result = run("local", "argocd/cluster/add", SITE, env=_admin_env(harness))
+def _resource_versions(harness: Harness) -> dict[str, str]:
+    """Name -> resourceVersion of Argo CD's repository, repo-creds and cluster Secrets."""
+    result = harness.kubectl(
+        MANAGEMENT,
+        "-n",
+        NAMESPACE,
+        "get",
+        "secret",
+        "-l",
+        "argocd.argoproj.io/secret-type in (repository,repo-creds,cluster)",
+        "-o",
+        "json",
+    )
+    items = json.loads(result.stdout)["items"]
+    return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
+
+
+# A password Argo CD would refuse: a run that logged in would fail on it.
+NEVER_SENT = "never-sent-password"
+
+
+def test_cluster_add_again_writes_nothing_and_logs_in_nowhere(harness: Harness) -> None:
+    before = _resource_versions(harness)
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env(ARGOCD_PASSWORD=NEVER_SENT))
     assert result.code == 0, result.output
-    actions = [
-        line.split(": ", 1)[1].split()[0]
-        for line in result.stdout.splitlines()
-        if "connection" not in line
-    ]
+    actions = [line.split(": ", 1)[1].split()[0] for line in result.stdout.splitlines()]
     assert set(actions) == {"unchanged"}, result.stdout
-    assert _connected(result.stdout)
-    assert _cluster_secret(harness) == before
+    assert "connection" not in result.stdout  # Argo CD was not asked
+    assert _resource_versions(harness) == before
     _clean(harness, result)
+
+
+def test_a_hand_edit_of_an_owned_key_is_put_back_and_others_are_left(harness: Harness) -> None:
+    name = _cluster_secret_name(harness)
+    harness.kubectl(
+        MANAGEMENT, "-n", NAMESPACE, "patch", "secret", name, "--type=merge",
+        "-p", json.dumps({"stringData": {"name": "edited-by-hand", "shard": "1"}}),
+    )  # fmt: skip
+    # The initial admin Secret is the only credential given: the login it needs works.
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env())
+    assert result.code == 0, result.output
+    assert f"update    Argo CD cluster {CLUSTER_NAME}" in result.stdout
+    assert "(changed: name)" in result.stdout
+    assert _connected(result.stdout)
+    stored = _cluster_secret(harness)
+    assert stored["name"] == CLUSTER_NAME and stored["shard"] == "1"
+    _clean(harness, result)
+
+
+def _cluster_secret_name(harness: Harness) -> str:
+    result = harness.kubectl(
+        MANAGEMENT, "-n", NAMESPACE, "get", "secret", "-l",
+        "argocd.argoproj.io/secret-type=cluster", "-o", "jsonpath={.items[0].metadata.name}",
+    )  # fmt: skip
+    return result.stdout
 
 
 def test_cluster_dry_run_needs_no_login_and_changes_nothing(harness: Harness) -> None:
@@ -333,6 +376,8 @@ def test_an_unreachable_repository_fails_with_argocds_message(harness: Harness) 
     assert result.code == 1, result.output
     assert "nowhere: connection Failed:" in result.stdout
     assert "connection refused" in result.stdout.lower()
+    assert "(its Secret was removed again)" in result.stdout
+    assert not _repository_secrets(harness, "http://127.0.0.1:9/org/nowhere.git")
     _clean(harness, result)
 
 
@@ -340,6 +385,23 @@ def test_a_missing_token_is_named_before_anything_changes(harness: Harness) -> N
     result = run("local", "argocd/repo/add", SITE, env=_admin_env(harness))
     assert result.code == 1
     assert "export REPO_TOKEN" in result.stderr and "nothing was changed" in result.stderr
+
+
+def _repository_secrets(harness: Harness, url: str) -> list[dict[str, Any]]:
+    """Every repository Secret for ``url`` (Argo CD would use one of duplicates)."""
+    result = harness.kubectl(
+        MANAGEMENT,
+        "-n",
+        NAMESPACE,
+        "get",
+        "secret",
+        "-l",
+        "argocd.argoproj.io/secret-type=repository",
+        "-o",
+        "json",
+    )
+    items = json.loads(result.stdout)["items"]
+    return [i for i in items if base64.b64decode(i["data"].get("url", "")).decode() == url]
 
 
 def _repository_secret(harness: Harness, url: str) -> dict[str, str]:
@@ -380,17 +442,27 @@ username = "{GIT_USER}"
 token_env = "GIT_TOKEN"
 """,
     )
+    # Registered earlier through Argo CD's API, as `argocd repo add` does: adopted.
+    public = f"{git_server}/public/gitops.git"
+    client = Client(harness.url)
+    client.login("admin", harness.initial_password() or NEW_PASSWORD, "test")
+    client.upsert_repository({"repo": public, "name": "public", "type": "git"})
     env = _admin_env(harness, GIT_TOKEN=GIT_TOKEN)
     result = run("local", "argocd/repo/add", SITE, env=env)
     assert result.code == 0, result.output
-    assert "public: connection Successful" in result.stdout
+    assert "public: unchanged repository" in result.stdout  # the API wrote what we declare
+    assert "private: create    repository" in result.stdout
     assert "private: connection Successful" in result.stdout
+    [adopted] = _repository_secrets(harness, public)
+    assert adopted["metadata"]["name"] == secret_name("repository", public)
     stored = _repository_secret(harness, f"{git_server}/private/gitops.git")
     assert (stored["username"], stored["password"]) == (GIT_USER, GIT_TOKEN)
-    again = run("local", "argocd/repo/add", SITE, env=env)
+    before = _resource_versions(harness)
+    again = run("local", "argocd/repo/add", SITE, env=dict(env, ARGOCD_PASSWORD=NEVER_SENT))
     assert again.code == 0, again.output
     assert "private: unchanged repository" in again.stdout
     assert " create " not in again.stdout and " update " not in again.stdout
+    assert "connection" not in again.stdout and _resource_versions(harness) == before
     listed = run("local", "argocd/repo/list", SITE, env=env)
     assert listed.code == 0, listed.output
     assert f"private  {git_server}/private/gitops.git  git  Successful" in listed.stdout
@@ -535,6 +607,7 @@ def test_no_credentials_says_what_to_provide(harness: Harness) -> None:
     env = harness.env()
     env["ARGOCD_INITIAL_SECRET_FROM"] = "context"
     (harness.sites / SITE / "argocd/repositories.toml").unlink()
+    _edit_cluster_name(harness)  # a change: the command must log in
     result = run(
         "local", "argocd/cluster/add", SITE, env=dict(env, ARGOCD_PASSWORD="wrong-password-once")
     )
@@ -544,8 +617,18 @@ def test_no_credentials_says_what_to_provide(harness: Harness) -> None:
     assert len(errors) == 1, errors
 
 
+def _edit_cluster_name(harness: Harness) -> None:
+    """A change to register, so that the next command must log in."""
+    harness.kubectl(
+        MANAGEMENT, "-n", NAMESPACE, "patch", "secret", _cluster_secret_name(harness),
+        "--type=merge", "-p", json.dumps({"stringData": {"name": "edited-by-hand"}}),
+    )  # fmt: skip
+
+
 def test_the_initial_secret_logs_in_when_nothing_else_is_given(harness: Harness) -> None:
+    _edit_cluster_name(harness)
     result = run("local", "argocd/cluster/add", SITE, env=harness.env())
+    assert _connected(result.stdout), result.output
     assert result.code == 0, result.output
     _clean(harness, result)
 
@@ -554,8 +637,10 @@ def test_an_auth_token_is_used_as_is(harness: Harness) -> None:
     client = Client(harness.url)
     client.login("admin", harness.initial_password() or "", "test")
     token = str(client._token)
+    _edit_cluster_name(harness)
     result = run("local", "argocd/cluster/add", SITE, env=harness.env(ARGOCD_AUTH_TOKEN=token))
     assert result.code == 0, result.output
+    assert _connected(result.stdout), result.output
     _clean(harness, result, [*_canaries(harness), token])
 
 

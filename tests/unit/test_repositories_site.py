@@ -15,8 +15,6 @@ from tirosh.repositories import (
     covering_template,
     known_hosts_for,
     parse_known_host,
-    repo_creds_body,
-    repository_body,
     ssh_host,
 )
 from tirosh.site import SiteError
@@ -168,32 +166,6 @@ def test_known_hosts_lookup_handles_ports_aliases_and_junk() -> None:
     ]
     assert known_hosts_for(lines, "10.0.0.5", 22) == [KnownHost("10.0.0.5", "ssh-ed25519", KEY)]
     assert parse_known_host("git.example ssh-ed25519 not-base64!") is None
-
-
-def test_bodies_always_carry_credentials() -> None:
-    token = Repository("p", "https://g/p.git", credentials=Credentials("bot", "T"))
-    assert repository_body(token, "s3cret") == {
-        "repo": "https://g/p.git",
-        "name": "p",
-        "type": "git",
-        "username": "bot",
-        "password": "s3cret",
-    }
-    ssh = Repository("s", "git@g:p.git", credentials=Credentials(ssh_key_file=Path("/k")))
-    assert repository_body(ssh, "KEY")["sshPrivateKey"] == "KEY"
-    public = Repository("pub", "https://g/pub.git")
-    assert repository_body(public, None) == {
-        "repo": "https://g/pub.git",
-        "name": "pub",
-        "type": "git",
-    }
-    template = Template("https://g/org", Credentials("bot", "T"))
-    assert repo_creds_body(template, "t") == {
-        "url": "https://g/org",
-        "type": "git",
-        "username": "bot",
-        "password": "t",
-    }
 
 
 def test_covering_template_is_the_longest_prefix() -> None:

@@ -1,0 +1,180 @@
+"""Register the site's clusters, credential templates and repositories in Argo CD, as Argo CD's
+own declarative Secrets, in one read and (when something differs) one apply per Secret.
+
+1. Declare: every cluster's Secret (after ``argocd-manager`` on its workload cluster,
+   ``local.argocd.clusters``), every template's and repository's (``local.argocd.repositories``).
+2. Read what Argo CD stores: its repository, repo-creds and cluster Secrets in one request
+   (``local.kube.argocd_secrets``), and the SSH known hosts when a repository needs them.
+3. Plan: per Secret create / update (naming the keys that differ) / unchanged
+   (``tirosh.argocd_secrets.planned``); a Secret made earlier through Argo CD's API is the same
+   Secret, adopted. A dry run stops here.
+4. Only when something differs: log in to Argo CD (first waiting, bounded, for its API when the
+   deploy has just installed it), add missing host keys, server-side apply the Secrets that
+   differ, then have Argo CD test each new or changed cluster and repository, a few at once. A
+   failed test prints Argo CD's message, puts that Secret back as it was (a repository with a
+   wrong token is not left registered, as the API's own upsert would refuse it), and makes the
+   run exit non-zero.
+
+When nothing differs, Argo CD is not asked anything: no login, no connection test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from local.argocd import clusters, repositories
+from local.argocd.api import PARALLEL_REQUESTS, Client
+from local.argocd.known_hosts import ensure_known_hosts, stored_known_hosts
+from local.kube import argocd_secrets
+from local.kube import client as kubeclient
+from tirosh.argocd_secrets import DeclaredSecret, Planned, planned
+from tirosh.plan import Change, Connection, Plan
+from tirosh.repositories import KnownHost
+from tirosh.site import Site
+
+__all__ = ["Registration", "converge", "declare"]
+
+# How long the API server may take to see a Secret just applied (its informer's delay).
+INFORMER_SETTLE = 15.0
+
+Session = Callable[[], AbstractContextManager[Client]]
+
+
+@dataclass
+class Registration:
+    """What the site declares, against what Argo CD stores."""
+
+    workload: dict[str, list[Change]]  # cluster subject -> argocd-manager changes
+    items: list[Planned]
+    host_keys: list[Change] = field(default_factory=list)
+    wanted_keys: list[KnownHost] = field(default_factory=list)
+    stored_keys: list[KnownHost] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return any(item.keys for item in self.items) or any(c.changes for c in self.host_keys)
+
+    def plan(self) -> Plan:
+        """The operator's lines: each cluster's argocd-manager objects then its Secret, the
+        known hosts, the templates, the repositories."""
+        result = Plan()
+        keys = list(self.host_keys)
+        for item in self.items:
+            if item.declared.kind != "cluster" and keys:
+                result.changes += keys
+                keys = []
+            result.changes += self.workload.get(item.declared.subject, [])
+            result.changes.append(Change(item.declared.subject, item.action, item.label))
+        result.changes += keys
+        return result
+
+
+def declare(
+    site: Site,
+    environ: Mapping[str, str],
+    secrets: Mapping[str, str | None],
+    rotate: bool = False,
+    dry: bool = False,
+    only: str | None = None,
+) -> Registration:
+    """Declare (and, unless ``dry``, make the workload side of) every cluster, template and
+    repository of the site, and plan each against what Argo CD stores.
+
+    + secrets: the repositories' credential values (``repositories.gather_secrets``)
+    + only: ``clusters`` or ``repositories`` for the commands that register one of the two
+    """
+    workload: dict[str, list[Change]] = {}
+    declared: list[DeclaredSecret] = []
+    if only in (None, "clusters"):
+        for changes, secret in clusters.declare(site, rotate, dry):
+            workload[secret.subject] = changes
+            declared.append(secret)
+    wanted: list[KnownHost] = []
+    if only in (None, "repositories"):
+        declared += repositories.declare(site, secrets)
+        wanted = repositories.wanted_host_keys(site, environ)
+    if not declared:
+        return Registration(workload, [])
+    api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
+    try:
+        core = client.CoreV1Api(api)
+        stored = argocd_secrets.read_stored(core, site.argocd.namespace)
+        stored_keys = stored_known_hosts(core, site.argocd.namespace) if wanted else []
+    finally:
+        api.close()
+    host_keys = ensure_known_hosts(None, wanted, stored_keys, dry=True)
+    return Registration(workload, planned(declared, stored), host_keys, wanted, stored_keys)
+
+
+def converge(site: Site, registration: Registration, session: Session) -> Plan:
+    """Apply what differs (see the module docstring); ``session`` logs in to Argo CD, and is
+    entered only when something differs."""
+    result = registration.plan()
+    if not registration.pending:
+        return result
+    with session() as argocd:
+        if _keys_added(registration):
+            ensure_known_hosts(
+                argocd, registration.wanted_keys, registration.stored_keys, dry=False
+            )
+        changed = [item for item in registration.items if item.keys]
+        api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
+        try:
+            core = client.CoreV1Api(api)
+            argocd_secrets.apply(core, changed, site.argocd.namespace)
+            key_settle = repositories.KNOWN_HOSTS_SETTLE if _keys_added(registration) else 0.0
+            for item, connection in _tested(argocd, registration.items, key_settle):
+                if connection.failed:
+                    undone = argocd_secrets.put_back(core, item, site.argocd.namespace)
+                    connection = Connection(
+                        connection.subject, "Failed", f"{connection.message} ({undone})"
+                    )
+                result.connections.append(connection)
+        finally:
+            api.close()
+    return result
+
+
+def _keys_added(registration: Registration) -> bool:
+    return any(change.changes for change in registration.host_keys)
+
+
+def _to_test(items: Sequence[Planned]) -> list[Planned]:
+    """The clusters and repositories a change touches: their own Secret, or the template a
+    repository without credentials of its own takes them from."""
+    changed_templates = [
+        i.declared.key.rstrip("/") for i in items if i.declared.kind == "repo-creds" and i.keys
+    ]
+    tested = []
+    for item in items:
+        if item.declared.kind == "repo-creds":
+            continue
+        under = any(item.declared.key.startswith(prefix) for prefix in changed_templates)
+        if item.keys or (under and not _own_credentials(item.declared)):
+            tested.append(item)
+    return tested
+
+
+def _own_credentials(secret: DeclaredSecret) -> bool:
+    return any(secret.data.get(k) for k in ("username", "password", "sshPrivateKey"))
+
+
+def _tested(
+    argocd: Client, items: Sequence[Planned], key_settle: float
+) -> Iterator[tuple[Planned, Connection]]:
+    """Argo CD's connection test of each touched cluster and repository, a few at a time
+    (each waits on a git ls-remote or a /version), in the declared order."""
+
+    def test(item: Planned) -> Connection:
+        if item.declared.kind == "cluster":
+            return clusters.check_connection(argocd, item.declared, INFORMER_SETTLE)
+        return repositories.check_connection(argocd, item.declared, INFORMER_SETTLE, key_settle)
+
+    todo = _to_test(items)
+    with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
+        yield from zip(todo, pool.map(test, todo), strict=True)
