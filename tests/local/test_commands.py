@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from local.argocd.api import Client, LoginFailed
-from tirosh.argocd_secrets import secret_name
 from tests.local.conftest import (
     CLUSTER_NAME,
     GIT_TOKEN,
@@ -33,6 +32,7 @@ from tests.local.conftest import (
     Harness,
 )
 from tests.local.operator import Run, leaks, run
+from tirosh.argocd_secrets import secret_name
 
 pytestmark = pytest.mark.lab
 
