@@ -229,15 +229,18 @@ def test_a_second_deploy_changes_nothing_and_keeps_the_added_host_key(
     assert "known hosts: create" not in result.stdout
     assert f"{edge.GIT_SERVER_NAME} ssh-ed25519" in _known_hosts(phase_operator)
     # With an Application using it, Argo CD reports the cluster's connection (its application
-    # controller refreshes cluster info every few seconds).
+    # controller refreshes cluster info every few seconds): the doctor reads it.
     deadline = time.monotonic() + 120
     while True:
-        added = phase_operator.run("make", "-s", "argocd/cluster/add", "SITE=lab")
-        if f"cluster {CLUSTER}: connection Successful" in added.stdout:
+        doctor = phase_operator.run("make", "-s", "argocd/doctor", "SITE=lab")
+        if f"ok    cluster {CLUSTER}: https://198.51.100.11:6443: Successful" in doctor.stdout:
             break
-        assert time.monotonic() < deadline, added.stdout
+        assert time.monotonic() < deadline, doctor.stdout
         time.sleep(5)
+    # Nothing differs: nothing is written, and Argo CD is not asked (no login, no test).
+    added = phase_operator.run("make", "-s", "argocd/cluster/add", "SITE=lab")
     assert not re.search(r": (create|update|delete) ", added.stdout), added.stdout
+    assert "connection" not in added.stdout, added.stdout
     result = phase_operator.run("make", "-s", "local/phase", "SITE=lab")
     assert f"cluster {CLUSTER}: unchanged" in result.stdout
     assert "lab-gitops: unchanged" in result.stdout
