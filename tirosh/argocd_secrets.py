@@ -38,6 +38,7 @@ __all__ = [
     "repository_secret",
     "secret_name",
     "template_secret",
+    "touched",
 ]
 
 Kind = Literal["repository", "repo-creds", "cluster"]
@@ -226,6 +227,23 @@ def planned(declared: Sequence[DeclaredSecret], stored: Sequence[StoredSecret]) 
         name = found.name if found is not None else secret_name(item.kind, item.key)
         result.append(Planned(item, found, name, item.differing_keys(found)))
     return result
+
+
+def touched(items: Sequence[Planned]) -> list[Planned]:
+    """The clusters and repositories a change touches, to have Argo CD test: those whose own
+    Secret differs, and those without credentials of their own under a changed template."""
+    changed_templates = [
+        i.declared.key.rstrip("/") for i in items if i.declared.kind == "repo-creds" and i.keys
+    ]
+    tested = []
+    for item in items:
+        if item.declared.kind == "repo-creds":
+            continue
+        under = any(item.declared.key.startswith(prefix) for prefix in changed_templates)
+        own = any(item.declared.data.get(key) for key in _CREDENTIALS)
+        if item.keys or (under and not own):
+            tested.append(item)
+    return tested
 
 
 def manifest(item: Planned, namespace: str) -> dict[str, Any]:

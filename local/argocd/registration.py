@@ -32,7 +32,7 @@ from local.argocd.api import PARALLEL_REQUESTS, Client
 from local.argocd.known_hosts import ensure_known_hosts, stored_known_hosts
 from local.kube import argocd_secrets
 from local.kube import client as kubeclient
-from tirosh.argocd_secrets import DeclaredSecret, Planned, planned
+from tirosh.argocd_secrets import DeclaredSecret, Planned, planned, touched
 from tirosh.plan import Change, Connection, Plan
 from tirosh.repositories import KnownHost
 from tirosh.site import Site
@@ -144,26 +144,6 @@ def _keys_added(registration: Registration) -> bool:
     return any(change.changes for change in registration.host_keys)
 
 
-def _to_test(items: Sequence[Planned]) -> list[Planned]:
-    """The clusters and repositories a change touches: their own Secret, or the template a
-    repository without credentials of its own takes them from."""
-    changed_templates = [
-        i.declared.key.rstrip("/") for i in items if i.declared.kind == "repo-creds" and i.keys
-    ]
-    tested = []
-    for item in items:
-        if item.declared.kind == "repo-creds":
-            continue
-        under = any(item.declared.key.startswith(prefix) for prefix in changed_templates)
-        if item.keys or (under and not _own_credentials(item.declared)):
-            tested.append(item)
-    return tested
-
-
-def _own_credentials(secret: DeclaredSecret) -> bool:
-    return any(secret.data.get(k) for k in ("username", "password", "sshPrivateKey"))
-
-
 def _tested(
     argocd: Client, items: Sequence[Planned], key_settle: float
 ) -> Iterator[tuple[Planned, Connection]]:
@@ -175,6 +155,6 @@ def _tested(
             return clusters.check_connection(argocd, item.declared, INFORMER_SETTLE)
         return repositories.check_connection(argocd, item.declared, INFORMER_SETTLE, key_settle)
 
-    todo = _to_test(items)
+    todo = touched(items)
     with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
         yield from zip(todo, pool.map(test, todo), strict=True)

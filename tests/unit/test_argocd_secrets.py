@@ -17,6 +17,7 @@ from tirosh.argocd_secrets import (
     restore_manifest,
     secret_name,
     template_secret,
+    touched,
 )
 from tirosh.clusters import WorkloadCluster
 from tirosh.repositories import Credentials, Repository, Template
@@ -147,3 +148,24 @@ def test_ssh_repositories_own_their_key() -> None:
     declared = repository_secret(ssh, "KEY")
     assert declared.data["sshPrivateKey"] == "KEY"
     assert "password" not in declared.data
+
+
+def test_a_changed_template_touches_the_repositories_that_use_it() -> None:
+    template = template_secret(Template("https://g.example/org", Credentials("bot", "T")), "t")
+    under = repository_secret(Repository("a", "https://g.example/org/a.git"), None)
+    own = repository_secret(
+        Repository("b", "https://g.example/org/b.git", credentials=Credentials("me", "X")), "x"
+    )
+    elsewhere = repository_secret(Repository("c", "https://h.example/c.git"), None)
+    stored = [
+        StoredSecret("repo-a", "repository", dict(under.data)),
+        StoredSecret("repo-b", "repository", dict(own.data)),
+        StoredSecret("repo-c", "repository", dict(elsewhere.data)),
+    ]
+    items = planned([template, under, own, elsewhere], stored)
+    assert [i.declared.subject for i in touched(items)] == ["a"]
+    # Nothing changed: nothing to test.
+    settled = planned(
+        [template, under], [StoredSecret("creds-1", "repo-creds", dict(template.data)), stored[0]]
+    )
+    assert touched(settled) == []
