@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:
-        site = load_site(args.site, environ=env)
+        # The commands do not install Argo CD: its manifest is checked, not parsed.
+        site = load_site(args.site, environ=env, parse_manifest=False)
     except SiteError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -171,19 +171,22 @@ def parse_manifest(data: bytes) -> Manifest:
     return Manifest(sha256=hashlib.sha256(data).hexdigest(), objects=tuple(objects))
 
 
-def manifest_problem(path: Path, sha256: str | None) -> str | None:
+def manifest_problem(path: Path, sha256: str | None, parse: bool = True) -> str | None:
     """For the site loader: why the manifest file cannot be installed, or None: it cannot be
     read, is not a manifest this deploy manages, or is not the pinned content. Read through
     ``read_manifest``, so a file is parsed once per content (1.9 MB of YAML costs a second on
-    every command otherwise)."""
+    every command otherwise); ``parse`` False: only read and checked against the pin."""
     try:
-        manifest = read_manifest(path)
+        if parse:
+            found = read_manifest(path).sha256
+        else:
+            found = hashlib.sha256(regular_file.read_bytes(path, "manifest file")).hexdigest()
     except OSError as error:
         return f"cannot read the manifest: {error.strerror}"
     except ValueError as error:
         return str(error)
-    if sha256 is not None and manifest.sha256 != sha256:
-        return f"sha256 {manifest.sha256} is not the pinned {sha256}"
+    if sha256 is not None and found != sha256:
+        return f"sha256 {found} is not the pinned {sha256}"
     return None
 
 

@@ -183,5 +183,6 @@ def _check_manifest_source(t: Table, values: dict[str, Any]) -> None:
     unpinned = sha256 is None and path is None
     if unpinned and (reason := urls.url_problem(values["manifest_url"], pinned=False)):
         t.problem("argocd_manifest_url", reason)
-    if path is not None and (problem := argocd_manifest.manifest_problem(path, sha256)):
+    parse = t.report.parse_manifest
+    if path is not None and (problem := argocd_manifest.manifest_problem(path, sha256, parse)):
         t.problem("argocd_manifest_file", f"{t.report.rel(path)!r}: {problem}")

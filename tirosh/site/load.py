@@ -34,15 +34,20 @@ _DEFAULT_REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
 def load_site(
-    name: str, repo_root: Path | None = None, environ: Mapping[str, str] | None = None
+    name: str,
+    repo_root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    parse_manifest: bool = True,
 ) -> Site:
     """Load, validate and resolve ``sites/<name>/``; raise SiteError listing every problem.
 
     ``environ`` (default ``os.environ``) supplies operator overrides: KUBECONFIG, KUBECTX,
     K3S_TARGET_NAME / ARGOCD_TARGET_NAME (K3S_ wins) and K3S_KUBECONFIG_PATH.
+    ``parse_manifest`` False (the operator commands, which do not install Argo CD): a manifest
+    file is checked against its pin and for being readable, not parsed as YAML.
     """
     root = (repo_root if repo_root is not None else _DEFAULT_REPO_ROOT).absolute()
-    report = Report(root, os.environ if environ is None else environ)
+    report = Report(root, os.environ if environ is None else environ, parse_manifest)
     if not NAME.fullmatch(name):
         message = "site name must be letters, digits, '.', '_' or '-' (no path separators)"
         raise SiteError([Problem(f"sites/{name}", "-", message)])

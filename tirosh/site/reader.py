@@ -67,9 +67,12 @@ def _one_line(text: str) -> str:
 class Report:
     """Problems and warnings of one load, with file names shown relative to the repo root."""
 
-    def __init__(self, repo_root: Path, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, repo_root: Path, environ: Mapping[str, str], parse_manifest: bool = True
+    ) -> None:
         self.repo_root = repo_root
         self.environ = environ
+        self.parse_manifest = parse_manifest  # False: the pin is checked, the YAML not parsed
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
 

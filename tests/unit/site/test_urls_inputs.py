@@ -19,7 +19,7 @@ from tests.unit.site.helpers import (
 )
 from tirosh.argocd import parse_manifest
 from tirosh.inputs import ascii_match, text_problem
-from tirosh.site import load_site
+from tirosh.site import SiteError, load_site
 from tirosh.urls import url_problem
 
 PIN = "a" * 64
@@ -229,3 +229,20 @@ def test_a_pinned_manifest_is_checked_against_its_pin(repo: Path) -> None:
 def test_a_broken_pinned_manifest_fails_the_deploy_in_one_line() -> None:
     with pytest.raises(ValueError, match="invalid YAML at line 2, column 1"):
         parse_manifest(b"kind: [\n")
+
+
+def test_the_operator_commands_check_the_pin_without_parsing_the_manifest(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    manifest = repo / "install.yaml"
+    manifest.write_text("kind: ServiceAccount\nmetadata: {name: [\n")  # not even YAML
+    append(repo, ARGOCD, "argocd_manifest_file: install.yaml\n")
+    # The operator commands never install it: not parsed, and nothing cached for it.
+    load_site("lab", repo, ENV, parse_manifest=False)
+    assert not cache.exists() or not any(cache.rglob("*.json"))
+    # A pin still holds them to the file's content.
+    append(repo, ARGOCD, f"argocd_manifest_sha256: {PIN}\n")
+    with pytest.raises(SiteError, match=f"is not the pinned {PIN}"):
+        load_site("lab", repo, ENV, parse_manifest=False)
