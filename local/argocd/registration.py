@@ -20,6 +20,7 @@ When nothing differs, Argo CD is not asked anything: no login, no connection tes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -39,8 +40,12 @@ from tirosh.site import Site
 
 __all__ = ["Registration", "converge", "declare"]
 
-# How long the API server may take to see a Secret just applied (its informer's delay).
+# How long the API server may take to see a Secret just applied (its informer's delay): a new
+# one is asked for until it is known, up to INFORMER_SETTLE; an updated one cannot be told
+# apart from its old self through the API (credentials are never returned), so the tests wait
+# INFORMER_LAG first, lest they test the old credentials.
 INFORMER_SETTLE = 15.0
+INFORMER_LAG = 1.0
 
 Session = Callable[[], AbstractContextManager[Client]]
 
@@ -127,6 +132,8 @@ def converge(site: Site, registration: Registration, session: Session) -> Plan:
         try:
             core = client.CoreV1Api(api)
             argocd_secrets.apply(core, changed, site.argocd.namespace)
+            if any(item.stored is not None for item in changed):
+                time.sleep(INFORMER_LAG)
             key_settle = repositories.KNOWN_HOSTS_SETTLE if _keys_added(registration) else 0.0
             for item, connection in _tested(argocd, registration.items, key_settle):
                 if connection.failed:
