@@ -714,6 +714,7 @@ def test_password_update_changes_proves_and_deletes_the_initial_secret(harness: 
 
 
 def test_without_credentials_one_line_says_what_to_provide(harness: Harness) -> None:
+    _edit_cluster_name(harness)  # a change: the command must log in
     result = run("local", "argocd/cluster/add", SITE, env=harness.env())
     assert result.code == 1
     assert result.stderr.splitlines()[-1] == (
