@@ -442,8 +442,10 @@ class Client:
 
     # ----------------------------------------------------------------------- repositories
 
-    def list_repositories(self) -> list[dict[str, Any]]:
-        return self._items("/api/v1/repositories")
+    def list_repositories(self, force_refresh: bool = False) -> list[dict[str, Any]]:
+        """Every repository with its connection state; ``force_refresh``: each tested now."""
+        query = "?forceRefresh=true" if force_refresh else ""
+        return self._items(f"/api/v1/repositories{query}")
 
     def get_repository(self, url: str, force_refresh: bool = False) -> dict[str, Any] | None:
         query = {"forceRefresh": "true"} if force_refresh else None

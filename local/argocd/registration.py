@@ -154,14 +154,21 @@ def _keys_added(registration: Registration) -> bool:
 def _tested(
     argocd: Client, items: Sequence[Planned], key_settle: float
 ) -> Iterator[tuple[Planned, Connection]]:
-    """Argo CD's connection test of each touched cluster and repository, a few at a time
-    (each waits on a git ls-remote or a /version), in the declared order."""
-
-    def test(item: Planned) -> Connection:
-        if item.declared.kind == "cluster":
-            return clusters.check_connection(argocd, item.declared, INFORMER_SETTLE)
-        return repositories.check_connection(argocd, item.declared, INFORMER_SETTLE, key_settle)
-
+    """Argo CD's connection test of each touched cluster (one request each, a few at a time)
+    and of the touched repositories (one request for all), in the declared order."""
     todo = touched(items)
+    clusters_todo = [i for i in todo if i.declared.kind == "cluster"]
+    repositories_todo = [i for i in todo if i.declared.kind != "cluster"]
     with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
-        yield from zip(todo, pool.map(test, todo), strict=True)
+        repository_states = pool.submit(
+            repositories.check_connections,
+            argocd, [i.declared for i in repositories_todo], INFORMER_SETTLE, key_settle,
+        )  # fmt: skip
+        cluster_states = pool.map(
+            lambda item: clusters.check_connection(argocd, item.declared, INFORMER_SETTLE),
+            clusters_todo,
+        )
+        found = dict(zip(map(id, clusters_todo), cluster_states, strict=True))
+        found.update(zip(map(id, repositories_todo), repository_states.result(), strict=True))
+    for item in todo:
+        yield item, found[id(item)]

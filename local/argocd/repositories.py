@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import getpass
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from local.argocd.api import UNKNOWN_POLL, ArgoCDError, Client
@@ -21,12 +21,12 @@ from local.argocd.known_hosts import MissingSecret, host_keys
 from tirosh import regular_file
 from tirosh.argocd_secrets import DeclaredSecret, repository_secret, template_secret
 from tirosh.plan import Connection, connection_state
-from tirosh.repositories import Credentials, KnownHost, ssh_host
+from tirosh.repositories import Credentials, KnownHost
 from tirosh.site import Site
 
 __all__ = [
     "MissingSecret",
-    "check_connection",
+    "check_connections",
     "declare",
     "gather_secrets",
     "list_repositories",
@@ -100,39 +100,42 @@ def wanted_host_keys(site: Site, environ: Mapping[str, str]) -> list[KnownHost]:
     return list(dict.fromkeys(keys))
 
 
-def check_connection(
-    argocd: Client, secret: DeclaredSecret, settle: float, key_settle: float = 0.0
-) -> Connection:
-    """Argo CD's connection test of a repository whose Secret (or template) was just applied.
+def check_connections(
+    argocd: Client, secrets: Sequence[DeclaredSecret], settle: float, key_settle: float = 0.0
+) -> list[Connection]:
+    """Argo CD's connection test of repositories whose Secrets (or template) were just applied.
 
-    Argo CD tests a repository whenever its API reads one with ``forceRefresh`` (a git
-    ls-remote by repo-server, with the repository's own credentials or its template's). A
-    Secret applied moments ago reaches the API server through its informer: asked again
-    while it is unknown, up to ``settle`` seconds. A host key just added reaches repo-server
-    through a ConfigMap volume, a minute or so later: while repo-server reports it unknown,
-    asked again for up to ``key_settle`` seconds (``KNOWN_HOSTS_SETTLE`` after a change).
+    One list with ``forceRefresh``: Argo CD tests every repository it lists at once (a git
+    ls-remote each, by repo-server, with the stored credentials or the template's). A read of
+    one repository would do the same for all of them, once per repository asked. A Secret
+    applied moments ago reaches the API server through its informer: listed again while one is
+    missing, up to ``settle`` seconds. A host key just added reaches repo-server through a
+    ConfigMap volume, a minute or so later: while repo-server reports one unknown, listed again
+    for up to ``key_settle`` seconds (``KNOWN_HOSTS_SETTLE`` after a change).
     """
-    known_deadline = time.monotonic() + settle
-    key_deadline = time.monotonic() + (key_settle if ssh_host(secret.key) else 0.0)
+    if not secrets:
+        return []
+    started = time.monotonic()
     while True:
         try:
-            found = argocd.get_repository(secret.key, force_refresh=True)
+            listed = {str(i.get("repo")): i for i in argocd.list_repositories(force_refresh=True)}
         except ArgoCDError as exc:
             message = exc.api_message or str(exc)
-            if _host_key_unknown(message) and time.monotonic() < key_deadline:
-                time.sleep(KNOWN_HOSTS_POLL)
-                continue
-            return Connection(secret.subject, "Failed", message)
-        if found is None:
-            if time.monotonic() < known_deadline:
-                time.sleep(UNKNOWN_POLL)
-                continue
-            return Connection(secret.subject, "Failed", "not listed by Argo CD after the apply")
-        status, message = connection_state(found)
-        if _host_key_unknown(message) and time.monotonic() < key_deadline:
+            return [Connection(secret.subject, "Failed", message) for secret in secrets]
+        waited = time.monotonic() - started
+        if any(s.key not in listed for s in secrets) and waited < settle:
+            time.sleep(UNKNOWN_POLL)
+            continue
+        states = [connection_state(listed.get(s.key)) for s in secrets]
+        if any(_host_key_unknown(message) for _, message in states) and waited < key_settle:
             time.sleep(KNOWN_HOSTS_POLL)
             continue
-        return Connection(secret.subject, status, message)
+        return [
+            Connection(s.subject, status, message)
+            if s.key in listed
+            else Connection(s.subject, "Failed", "not listed by Argo CD after the apply")
+            for s, (status, message) in zip(secrets, states, strict=True)
+        ]
 
 
 def _host_key_unknown(message: object) -> bool:
