@@ -405,22 +405,9 @@ def _repository_secrets(harness: Harness, url: str) -> list[dict[str, Any]]:
 
 
 def _repository_secret(harness: Harness, url: str) -> dict[str, str]:
-    result = harness.kubectl(
-        MANAGEMENT,
-        "-n",
-        NAMESPACE,
-        "get",
-        "secret",
-        "-l",
-        "argocd.argoproj.io/secret-type=repository",
-        "-o",
-        "json",
-    )
-    for item in json.loads(result.stdout)["items"]:
-        data = {k: base64.b64decode(v).decode() for k, v in item["data"].items()}
-        if data.get("url") == url:
-            return data
-    raise AssertionError(f"no repository Secret for {url}")
+    """The decoded data of the one repository Secret for ``url``."""
+    [item] = _repository_secrets(harness, url)
+    return {k: base64.b64decode(v).decode() for k, v in item["data"].items()}
 
 
 def _repositories(harness: Harness, text: str) -> None:
