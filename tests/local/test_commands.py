@@ -235,6 +235,24 @@ def test_a_hand_edit_of_an_owned_key_is_put_back_and_others_are_left(harness: Ha
     _clean(harness, result)
 
 
+def test_a_cluster_registered_through_the_api_is_adopted(harness: Harness) -> None:
+    stored = _cluster_secret(harness)
+    harness.kubectl(
+        MANAGEMENT, "-n", NAMESPACE, "delete", "secret", _cluster_secret_name(harness)
+    )  # fmt: skip
+    client = Client(harness.url)
+    client.login("admin", harness.initial_password() or NEW_PASSWORD, "test")
+    server = stored["server"]
+    body = {"server": server, "name": CLUSTER_NAME, "config": json.loads(stored["config"])}
+    client.upsert_cluster(body)  # as `argocd cluster add` does
+    result = run("local", "argocd/cluster/add", SITE, env=harness.env(ARGOCD_PASSWORD=NEVER_SENT))
+    assert result.code == 0, result.output
+    assert f"unchanged Argo CD cluster {CLUSTER_NAME}" in result.stdout
+    assert _cluster_secret_name(harness) == secret_name("cluster", server)
+    _cluster_secret(harness)  # exactly one
+    _clean(harness, result)
+
+
 def _cluster_secret_name(harness: Harness) -> str:
     result = harness.kubectl(
         MANAGEMENT, "-n", NAMESPACE, "get", "secret", "-l",
