@@ -18,7 +18,11 @@ def fingerprint_command(namespace: str) -> StringCommand:
     resources = ",".join(sorted(argocd.RESOURCES.values()))
     template = QuoteString(f"go-template={argocd.fingerprint_template()}")
     listing = kubectl.get(
-        resources, options=("-n", QuoteString(namespace), "--show-managed-fields", "-o", template)
+        resources,
+        options=(
+            *("-n", QuoteString(namespace), "-l", QuoteString(argocd.manifest_selector())),
+            *("--show-managed-fields", "-o", template),
+        ),
     )
     return StringCommand(
         StringCommand('owned="$(', listing, ')"', _separator=""),

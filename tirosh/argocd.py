@@ -26,6 +26,11 @@ from tirosh import regular_file
 from tirosh.templates import render
 
 FIELD_MANAGER = "tirosh-infra"
+# The local phase's managers, never FIELD_MANAGER: the install's drift check and its pruning of
+# objects a newer manifest drops cover what that manager owns, so a Secret it applied would
+# read as drift on every deploy and be deleted by the next upgrade.
+SECRETS_MANAGER = "tirosh-infra-secrets"  # the site's registered Secrets (Image Updater)
+REGISTRATION_MANAGER = "tirosh-infra-registration"  # Argo CD's repository and cluster Secrets
 # Separate managers for the fields the deploy sets on top of the manifest: applying them under
 # FIELD_MANAGER would make the manifest apply give those fields up again, and vice versa.
 SETTINGS_MANAGER = "tirosh-infra-settings"
@@ -39,6 +44,12 @@ INITIAL_ADMIN_SECRET = "argocd-initial-admin-secret"
 # The deploy creates it when missing and otherwise leaves it, and its drift check ignores it.
 MAINTAINED_BY_ARGOCD = ("argocd-ssh-known-hosts-cm",)
 NAME_LABEL = "app.kubernetes.io/name"  # every object of the manifest carries it
+
+
+def manifest_selector() -> str:
+    """The label selector of the manifest's objects (all carry NAME_LABEL): the drift check and
+    pruning look at nothing else, whoever else applies under the install's field manager."""
+    return NAME_LABEL
 
 
 def apply_selector() -> str:

@@ -1,8 +1,8 @@
 """Argo CD's repository, repo-creds and cluster Secrets on the management cluster: read them
 in one request, server-side apply the declared ones, put one back.
 
-Through the management context, with the deploy's field manager (``FIELD_MANAGER``): only the
-keys the site declares are this project's; the keys Argo CD's API or an operator wrote beside
+Through the management context, with a field manager of their own (``REGISTRATION_MANAGER``,
+never the install's): only the keys the site declares are this project's; the keys Argo CD's API or an operator wrote beside
 them are left as they are. What to apply is decided in ``tirosh.argocd_secrets``.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from local.kube.secrets import FIELD_MANAGER
+from tirosh.argocd import REGISTRATION_MANAGER
 from tirosh.argocd_secrets import (
     KINDS,
     SECRET_TYPE_LABEL,
@@ -61,7 +61,7 @@ def _apply(core: client.CoreV1Api, body: dict[str, Any]) -> None:
         metadata["name"],
         metadata["namespace"],
         body,
-        field_manager=FIELD_MANAGER,
+        field_manager=REGISTRATION_MANAGER,
         force=True,  # take over the keys Argo CD's API wrote before adoption
         _content_type="application/apply-patch+yaml",
     )

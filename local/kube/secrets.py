@@ -20,6 +20,7 @@ from kubernetes import client
 
 from local.kube import client as kubeclient
 from tirosh import regular_file
+from tirosh.argocd import SECRETS_MANAGER
 from tirosh.errors import OperatorError
 from tirosh.plan import Change, Plan
 from tirosh.secrets_registry import RegistrySecret, desired_data, parse_dotenv, plan, values
@@ -27,7 +28,7 @@ from tirosh.site import Site
 
 __all__ = ["FIELD_MANAGER", "PlannedSecret", "apply_secrets", "plan_secrets", "read_dotenv"]
 
-FIELD_MANAGER: Final = "tirosh-infra"
+FIELD_MANAGER: Final = SECRETS_MANAGER
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,17 @@ def test_the_objects_argocd_maintains_are_selected_by_their_name_label_in_both_m
         for name in argocd.MAINTAINED_BY_ARGOCD:
             assert labels[name][argocd.NAME_LABEL] == name
     assert argocd.apply_selector() == "app.kubernetes.io/name notin (argocd-ssh-known-hosts-cm)"
+
+
+def test_the_local_phase_never_applies_as_the_install() -> None:
+    """What the install's field manager owns is drift-checked and pruned when a newer manifest
+    drops it: the local phase's Secrets must belong to managers of their own, and the check
+    must look at the manifest's objects only."""
+    from facts.argocd import fingerprint_command
+    from local.kube import argocd_secrets, secrets
+
+    managers = {argocd.SECRETS_MANAGER, argocd.REGISTRATION_MANAGER, secrets.FIELD_MANAGER}
+    assert argocd.FIELD_MANAGER not in managers and len(managers) == 2
+    assert "REGISTRATION_MANAGER" in vars(argocd_secrets)
+    command = str(fingerprint_command("argocd").get_raw_value())
+    assert f"-l {argocd.NAME_LABEL} " in command
