@@ -232,7 +232,8 @@ def test_a_second_deploy_changes_nothing_and_keeps_the_added_host_key(
     # controller refreshes cluster info every few seconds): the doctor reads it.
     deadline = time.monotonic() + 120
     while True:
-        doctor = phase_operator.run("make", "-s", "argocd/doctor", "SITE=lab")
+        # (the doctor itself fails: rke2-gpu runs no kubelet, so no node is Ready)
+        doctor = phase_operator.run("make", "-s", "argocd/doctor", "SITE=lab", check=False)
         if f"ok    cluster {CLUSTER}: https://198.51.100.11:6443: Successful" in doctor.stdout:
             break
         assert time.monotonic() < deadline, doctor.stdout
