@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from local.argocd import clusters, initial_secret, repositories, status
+from local.argocd import applications, clusters, initial_secret, repositories, status
 from local.argocd.session import open_session, site_settings
 from local.kube import client as kubeclient
 from local.kube import secrets
@@ -41,7 +41,12 @@ API_WORKLOADS = ("argocd-server", "argocd-repo-server", "argocd-redis")
 
 
 def declares_nothing(site: Site) -> bool:
-    return not (site.clusters or site.repositories or site.templates or site.secrets)
+    return not (site.clusters or site.repositories or site.templates or site.secrets or _apps(site))
+
+
+def _apps(site: Site) -> bool:
+    """Whether the site declares AppProjects or Applications (argocd/applications.toml)."""
+    return bool(site.projects or site.applications)
 
 
 def _skipped(site: Site) -> Plan:
@@ -73,6 +78,7 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
     result.extend(
         repositories.register_repositories(site, None, env, inputs.repository_secrets, dry=True)
     )
+    result.extend(applications.converge(site, None, dry=True))
     return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
 
 
@@ -93,7 +99,8 @@ def apply(
         return _skipped(site)
     inputs = _inputs(site, env)
     result = Plan()
-    if (site.clusters or site.repositories or site.templates) and _part_pending(planned, "argocd"):
+    registers = site.clusters or site.repositories or site.templates or _apps(site)
+    if registers and _part_pending(planned, "argocd"):
         if wait is not None:
             wait_for_argocd(site, wait)
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
@@ -101,6 +108,8 @@ def apply(
             result.extend(
                 repositories.register_repositories(site, argocd, env, inputs.repository_secrets)
             )
+            # Last: an application's repository and cluster are registered by then.
+            result.extend(applications.converge(site, argocd))
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
     return result
