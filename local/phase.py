@@ -20,7 +20,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from local.argocd import applications, clusters, initial_secret, repositories, status
+from local.argocd import (
+    applications,
+    clusters,
+    gitops_settings,
+    initial_secret,
+    repositories,
+    status,
+)
 from local.argocd.session import open_session, site_settings
 from local.kube import client as kubeclient
 from local.kube import secrets
@@ -45,8 +52,10 @@ def declares_nothing(site: Site) -> bool:
 
 
 def _apps(site: Site) -> bool:
-    """Whether the site declares AppProjects or Applications (argocd/applications.toml)."""
-    return bool(site.projects or site.applications)
+    """Whether argocd/applications.toml declares anything (projects, applications, [gitops])."""
+    gitops = site.gitops
+    declared = gitops.reconciliation_timeout or gitops.webhook_secret_env
+    return bool(site.projects or site.applications or declared)
 
 
 def _skipped(site: Site) -> Plan:
@@ -60,12 +69,14 @@ class _Inputs:
 
     repository_secrets: dict[str, str | None]
     secret_values: dict[str, str]
+    webhook_secret: str | None = None
 
 
 def _inputs(site: Site, environ: Mapping[str, str]) -> _Inputs:
     found = secrets.secret_values(site, site.secrets, environ)
     prompt = site_settings(site, environ).prompts and sys.stdin.isatty()
-    return _Inputs(repositories.gather_secrets(site, environ, prompt), found)
+    hook = gitops_settings.webhook_secret(site, environ)
+    return _Inputs(repositories.gather_secrets(site, environ, prompt), found, hook)
 
 
 def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
@@ -78,6 +89,7 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
     result.extend(
         repositories.register_repositories(site, None, env, inputs.repository_secrets, dry=True)
     )
+    result.extend(gitops_settings.converge(site, inputs.webhook_secret, dry=True))
     result.extend(applications.converge(site, None, dry=True))
     return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
 
@@ -108,6 +120,7 @@ def apply(
             result.extend(
                 repositories.register_repositories(site, argocd, env, inputs.repository_secrets)
             )
+            result.extend(gitops_settings.converge(site, inputs.webhook_secret))
             # Last: an application's repository and cluster are registered by then.
             result.extend(applications.converge(site, argocd))
     if _part_pending(planned, "secret"):
