@@ -1,8 +1,9 @@
 """The deploy's local phase: after the remote one, from the operator's machine.
 
-Registers the declared workload clusters, repositories and credential templates in Argo CD and
-applies the registered Secrets, all read from the ``Site`` (its ``clusters``, ``repositories``,
-``templates``, ``secrets``). ``plan`` reads what Argo CD and the clusters hold and returns what
+Registers the declared workload clusters, repositories and credential templates in Argo CD,
+sets the ``[gitops]`` settings, converges the AppProjects and Applications, and applies the
+registered Secrets, all read from the ``Site`` (its ``clusters``, ``repositories``,
+``templates``, ``gitops``, ``projects``, ``applications``, ``secrets``). ``plan`` reads what Argo CD and the clusters hold and returns what
 would change (a ``tirosh.plan.Plan``; no Argo CD login is needed for it); ``apply`` makes it
 so and returns what it did, with the connection states Argo CD reports. Every input (tokens,
 keys, variables) is gathered before anything changes. A site that declares nothing skips the
