@@ -125,7 +125,9 @@ def _server_writes(operator: Operator) -> dict[str, str]:
     """When argocd-server last wrote the project and each application (managedFields)."""
     times = {}
     for plural in ("appprojects", "applications"):
-        listed = operator.kubectl(*MANAGEMENT, "-n", "argocd", "get", plural, "-o", "json")
+        listed = operator.kubectl(
+            *MANAGEMENT, "-n", "argocd", "get", plural, "--show-managed-fields", "-o", "json"
+        )
         for item in json.loads(listed.stdout)["items"]:
             for entry in item["metadata"].get("managedFields") or []:
                 if entry.get("manager") == "argocd-server":

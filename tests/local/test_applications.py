@@ -119,7 +119,9 @@ def _clean(harness: Harness, result: Run) -> None:
 
 
 def _objects(harness: Harness, plural: str) -> dict[str, dict[str, Any]]:
-    listed = harness.kubectl(MANAGEMENT, "-n", NAMESPACE, "get", plural, "-o", "json")
+    listed = harness.kubectl(
+        MANAGEMENT, "-n", NAMESPACE, "get", plural, "--show-managed-fields", "-o", "json"
+    )
     return {i["metadata"]["name"]: i for i in json.loads(listed.stdout)["items"]}
 
 
@@ -355,7 +357,10 @@ def test_doctor_reports_applications_and_missing_references(
     loop: tuple[Harness, str, Path],
 ) -> None:
     harness, _, _ = loop
+    # Written as the CRD directly: Argo CD's API refuses an unknown cluster even unvalidated.
     foreign = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
         "metadata": {"name": "foreign", "namespace": NAMESPACE},
         "spec": {
             "project": "default",
@@ -367,7 +372,9 @@ def test_doctor_reports_applications_and_missing_references(
             "destination": {"server": "https://10.255.0.1:6443", "namespace": "x"},
         },
     }
-    _client(harness).request("POST", "/api/v1/applications", foreign, {"validate": "false"})
+    manifest = harness.home / "foreign.json"
+    manifest.write_text(json.dumps(foreign))
+    harness.kubectl(MANAGEMENT, "apply", "-f", str(manifest))
     result = run("local", "argocd/doctor", SITE, env=_env(harness))
     assert "ok    application loop-auto: Synced, Healthy, main@" in result.stdout, result.stdout
     assert "FAIL  application loop-manual: declared in the site, not in Argo CD" in result.stdout
