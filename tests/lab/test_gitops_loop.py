@@ -138,7 +138,7 @@ def _server_writes(operator: Operator) -> dict[str, str]:
 def test_a_deploy_brings_the_root_and_its_children_to_synced_and_healthy(
     loop_operator: Operator,
 ) -> None:
-    result = loop_operator.deploy()
+    result = loop_operator.deploy("-vvv")  # the webhook secret is in no line, even at -vvv
     output = result.stdout + result.stderr
     assert "project lab: create" in output and f"application {gitops_loop.ROOT}: create" in output
     assert gitops_loop.webhook_secret() not in output
