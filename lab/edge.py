@@ -328,14 +328,15 @@ def provision(root: Path, s: Secrets = SECRETS) -> None:
 
 
 # A push to private/gitops.git tells Argo CD at once, as GitHub does: a `push` event with
-# GitHub's payload, signed with HMAC-SHA256 of the shared secret (X-Hub-Signature-256). Perl
-# (Git's own dependency) reads the secret from its file, so it is in no command line.
+# GitHub's payload, signed with HMAC-SHA256 of the shared secret (X-Hub-Signature-256; HMAC-SHA1
+# in X-Hub-Signature, as GitHub also sends). Perl (Git's own dependency) reads the secret from
+# its file, so it is in no command line.
 WEBHOOK_HOOK = r"""#!/usr/bin/perl
 # post-receive (lab/edge.py): Argo CD's webhook for each updated ref, as GitHub calls it.
 use strict;
 use warnings;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256_hex);
+use Digest::SHA qw(hmac_sha1_hex hmac_sha256_hex);
 
 sub slurp { open(my $f, "<", $_[0]) or return ""; my $v = <$f>; close $f; chomp $v; $v }
 my $secret = slurp("/etc/tirosh-webhook/secret");
@@ -357,9 +358,11 @@ while (my $line = <STDIN>) {
         commits => [{id => $new, modified => \@files, added => [], removed => []}],
     });
     my $signature = "sha256=" . hmac_sha256_hex($payload, $secret);
+    my $sha1 = "sha1=" . hmac_sha1_hex($payload, $secret);
     open(my $curl, "|-", "curl", "-sS", "-m", "10", "-o", "/dev/null",
         "-w", "argocd webhook: %{http_code}\n", "-H", "Content-Type: application/json",
         "-H", "X-GitHub-Event: push", "-H", "X-Hub-Signature-256: $signature",
+        "-H", "X-Hub-Signature: $sha1",
         "-H", "Host: gitops.lab.test", "--data-binary", "\@-", $url) or next;
     print $curl $payload;
     close $curl;
