@@ -2,7 +2,9 @@
 lab/gitops/apps; its children reach Synced/Healthy on their clusters (a Pod on the argocd
 node's own cluster, API-only objects on rke2-gpu); a second deploy changes nothing; a commit
 pushed to the edge's Git server reaches the cluster through Argo CD's webhook; the manual
-child changes only through ``make argocd/app/sync``.
+child changes only through ``make argocd/app/sync``; and last, the argocd host destroyed and
+booted empty comes back with one deploy (the time from the empty host to every automated
+application Synced is printed, not asserted).
 
 Runs after test_local_phase (conftest.py's order), whose teardown leaves Argo CD registering
 nothing; this module's teardown does the same for what it adds.
@@ -18,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from lab import config, gitops_loop
+from lab import config, gitops_loop, rebuild
+from lab.hosts import ssh_command
 from tests.lab.operator import Operator, changed_operations
 
 pytestmark = pytest.mark.lab
@@ -216,3 +220,65 @@ def test_app_list_and_the_doctor_report_the_applications(loop_operator: Operator
     doctor = loop_operator.run("make", "-s", "argocd/doctor", "SITE=lab", check=False)
     assert f"ok    application {gitops_loop.ROOT}: Synced, Healthy" in doctor.stdout, doctor.stdout
     assert gitops_loop.webhook_secret() not in listed.stdout + doctor.stdout + doctor.stderr
+
+
+def _uid(operator: Operator, *args: str) -> str:
+    return operator.kubectl(*args, "-o", "jsonpath={.metadata.uid}").stdout
+
+
+def _management_ca(operator: Operator) -> str:
+    document = yaml.safe_load((operator.home / ".kube" / "config").read_text())
+    cluster = next(c for c in document["clusters"] if c["name"] == "lab/k3s")
+    return str(cluster["cluster"].get("certificate-authority-data"))
+
+
+def test_the_management_vm_rebuilt_from_nothing_comes_back_with_one_deploy(
+    loop_operator: Operator,
+) -> None:
+    """The argocd host destroyed and booted empty (fresh rootfs: new k3s CA, new Argo CD and
+    admin password); one deploy, without TIROSH_REPLACE_CONTEXTS, brings back everything the
+    site declares, and the workload cluster's objects are kept, not recreated."""
+    workload_objects = {
+        "namespace": _uid(loop_operator, *WORKLOAD, "get", "namespace", "lab-apps"),
+        "configmap": _uid(loop_operator, *WORKLOAD, "-n", "lab-apps", "get", "configmap", "live"),
+    }
+    live = _live(loop_operator)
+    old_ca = _management_ca(loop_operator)
+    started = time.monotonic()
+    booted = rebuild.recreate(config.NODE_HOST)
+    empty = loop_operator.run(
+        *ssh_command(config.host(config.NODE_HOST)),
+        "test",
+        "-e",
+        "/usr/local/bin/k3s",
+        check=False,
+    )
+    assert empty.returncode == 1  # nothing of the old host is left
+    result = loop_operator.deploy()
+    deployed = time.monotonic() - started
+    assert "TIROSH_REPLACE_CONTEXTS" not in loop_operator.environ()
+    output = result.stdout + result.stderr
+    assert "project lab: create" in output and f"application {gitops_loop.ROOT}: create" in output
+    _wait_synced(loop_operator, gitops_loop.AUTOMATED, 600)
+    synced = time.monotonic() - started
+    print(
+        f"\nrebuild: host booted empty in {booted:.1f} s, deploy done at {deployed:.1f} s, "
+        f"every automated application Synced/Healthy at {synced:.1f} s"
+    )
+    assert _management_ca(loop_operator) != old_ca  # the deploy's own context, new CA
+    assert _live(loop_operator) == live
+    assert {
+        "namespace": _uid(loop_operator, *WORKLOAD, "get", "namespace", "lab-apps"),
+        "configmap": _uid(loop_operator, *WORKLOAD, "-n", "lab-apps", "get", "configmap", "live"),
+    } == workload_objects
+    ready = loop_operator.kubectl(
+        *MANAGEMENT,
+        "-n",
+        "lab-web",
+        "get",
+        "deployment",
+        "cache",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    )
+    assert ready.stdout == "1"
