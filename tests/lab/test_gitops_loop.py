@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,9 +195,9 @@ def test_the_manual_child_changes_only_through_app_sync(loop_operator: Operator)
         *WORKLOAD, "-n", "lab-gated", "get", "configmap", "gated", check=False
     )
     assert absent.returncode != 0
-    synced = loop_operator.run(
-        "make", "-s", "argocd/app/sync", "SITE=lab", "APP=lab-gated", check=False
-    )
+    # What `make argocd/app/sync SITE=lab APP=lab-gated` runs (tests/unit/test_makefile.py).
+    gate = Operator(home=loop_operator.home, env={**loop_operator.env, "APP": "lab-gated"})
+    synced = gate.run(sys.executable, "-m", "local", "argocd/app/sync", "lab", check=False)
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert "application lab-gated: Succeeded at " in synced.stdout
     release = loop_operator.kubectl(
@@ -213,11 +214,11 @@ def test_the_manual_child_changes_only_through_app_sync(loop_operator: Operator)
 
 
 def test_app_list_and_the_doctor_report_the_applications(loop_operator: Operator) -> None:
-    listed = loop_operator.run("make", "-s", "argocd/app/list", "SITE=lab")
+    listed = loop_operator.run(sys.executable, "-m", "local", "argocd/app/list", "lab")
     lines = {line.split()[0]: line for line in listed.stdout.splitlines() if line[:1] != " "}
     assert lines[gitops_loop.ROOT].startswith(f"{gitops_loop.ROOT}  lab  Synced  Healthy  main@")
     assert lines["lab-node"].endswith(f"(child of {gitops_loop.ROOT})")
-    doctor = loop_operator.run("make", "-s", "argocd/doctor", "SITE=lab", check=False)
+    doctor = loop_operator.run(sys.executable, "-m", "local", "argocd/doctor", "lab", check=False)
     assert f"ok    application {gitops_loop.ROOT}: Synced, Healthy" in doctor.stdout, doctor.stdout
     assert gitops_loop.webhook_secret() not in listed.stdout + doctor.stdout + doctor.stderr
 
