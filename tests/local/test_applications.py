@@ -50,6 +50,14 @@ source_repos = ["{url}"]
 destinations = [{{ cluster = "{CLUSTER_NAME}", namespace = "loop-*" }}]
 cluster_resources = ["Namespace"]
 
+[[projects.sync_windows]]
+kind = "allow"
+schedule = "0 0 * * *"
+duration = "24h"
+applications = ["loop-*"]
+manual_sync = true
+time_zone = "UTC"
+
 [[applications]]
 name = "loop-auto"
 project = "loop"
@@ -62,6 +70,7 @@ sync = "automated"
 prune = true
 self_heal = true
 sync_options = ["CreateNamespace=true"{sync_options}]
+finalizer = "foreground"
 """
     if manual:
         text += f"""
@@ -201,6 +210,18 @@ def test_apply_creates_them_and_the_automated_one_syncs(loop: tuple[Harness, str
     assert project["spec"]["sourceRepos"] == [url]
     assert project["spec"]["destinations"] == [{"name": CLUSTER_NAME, "namespace": "loop-*"}]
     assert project["metadata"]["labels"]["tirosh.ai/site"] == SITE
+    assert project["spec"]["syncWindows"] == [
+        {
+            "kind": "allow",
+            "schedule": "0 0 * * *",
+            "duration": "24h",
+            "applications": ["loop-*"],
+            "manualSync": True,
+            "timeZone": "UTC",
+        }
+    ]
+    auto = _objects(harness, "applications")["loop-auto"]
+    assert auto["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
     _wait_for(harness, "loop-auto", "Synced", "Healthy")
     assert _configmap(harness, "loop-auto") == {"value": "1"}
     # The manual one is not synced until the gate (argocd/app/sync).
