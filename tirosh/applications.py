@@ -60,11 +60,16 @@ __all__ = [
     "SyncWindow",
     "application_body",
     "application_changes",
+    "application_spec",
+    "argocd_finalizers",
+    "field_changes",
+    "finalizers_after",
     "ownership",
     "project_allows_destination",
     "project_allows_source",
     "project_body",
     "project_changes",
+    "project_spec",
 ]
 
 APPLICATIONS_FILE: Final = "argocd/applications.toml"

@@ -169,7 +169,8 @@ def delete_application(
     resources = (app.get("status") or {}).get("resources") or []
     destination = (app.get("spec") or {}).get("destination") or {}
     where = destination.get("name") or destination.get("server") or "?"
-    print(f"would delete Application {name} (project {app['spec'].get('project')})", file=out)
+    project = (app.get("spec") or {}).get("project") or "-"
+    print(f"would delete Application {name} (project {project})", file=out)
     if cascade:
         print(f"  and, cascading, its {len(resources)} resource(s) on {where}:", file=out)
         for item in resources:

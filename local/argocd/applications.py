@@ -20,7 +20,6 @@ from kubernetes import client
 from local.argocd.api import Client
 from local.kube import client as kubeclient
 from tirosh.applications import (
-    SITE_LABEL,
     Application,
     Project,
     application_body,
@@ -144,8 +143,3 @@ def converge(site: Site, argocd: Client | None, dry: bool = False) -> Plan:
         if name not in apps and (line := _undeclared("Application", name, stored, site.name)):
             plan.changes.append(line)
     return plan
-
-
-def site_owned(stored: Mapping[str, Any], site: str) -> bool:
-    """Whether the site's label marks the object as declared by ``site``."""
-    return ((stored.get("metadata") or {}).get("labels") or {}).get(SITE_LABEL) == site
