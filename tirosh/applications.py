@@ -1,5 +1,7 @@
 """Argo CD AppProjects and Applications a site declares, and what differs from what Argo CD stores.
 
+(Over 300 lines: the declarations, their API bodies and their diffs act on one shape.)
+
 The site model reads them from ``sites/<site>/argocd/applications.toml``
 (``tirosh.site.applications_file``)::
 
