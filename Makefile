@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # exported, so the tools read it from their environment. None of them is placed in a recipe's
 # shell text, except the checked names and paths below. Names make itself gives a meaning
 # (SHELL, MAKE, ...) and this file's own helpers (APPLY, `_...`, `.…`) cannot be set there.
-_TAKES := SITE VENV HOST PYINFRA_FLAGS ARGOCD_WAIT YES KUBERNETES_SECRET
+_TAKES := SITE VENV HOST PYINFRA_FLAGS ARGOCD_WAIT YES KUBERNETES_SECRET APP CASCADE
 _MAKE_OWN := MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL
 _FIXED := SHELL MAKE MAKESHELL MAKEFILE_LIST MAKECMDGOALS CURDIR APPLY
 _made_line = $(filter-out $(_MAKE_OWN),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
@@ -203,7 +203,7 @@ lint: deps ## ruff, mypy and the import contracts (pyproject.toml)
 # else a prompt (--prompts-enabled). Secret values come from the environment or .env only.
 .PHONY: argocd/password argocd/password/update argocd/cluster/add argocd/cluster/rotate \
 	argocd/repo/add argocd/repo/list kubernetes/secret/plan kubernetes/secret/apply \
-	argocd/doctor local/phase local/plan
+	argocd/doctor local/phase local/plan argocd/app/list argocd/app/sync argocd/app/delete
 # --yes for argocd/password/update: delete argocd-initial-admin-secret without asking.
 YES ?=
 # The Secret's name reaches the command through the environment, never the shell line.
@@ -232,6 +232,19 @@ kubernetes/secret/plan: deps ## create/update/unchanged per Secret and key (KUBE
 
 kubernetes/secret/apply: deps ## server-side apply the site's Secrets (KUBERNETES_SECRET=name)
 	@$(PY) -m local kubernetes/secret/apply $(SITE)
+
+# APP names the application (through the environment, never the shell line); CASCADE=true
+# makes argocd/app/delete remove its resources too.
+APP ?=
+CASCADE ?=
+argocd/app/list: deps ## sync, health, revision deployed vs branch head of every application
+	@$(PY) -m local argocd/app/list $(SITE)
+
+argocd/app/sync: deps ## sync APP=<name> and wait for Argo CD's result (the manual gate)
+	@$(PY) -m local argocd/app/sync $(SITE)
+
+argocd/app/delete: deps ## delete APP=<name> (asks, or YES=true); not cascading unless CASCADE=true
+	@$(PY) -m local argocd/app/delete $(SITE) $(if $(filter true yes 1,$(YES)),--yes) $(if $(filter true yes 1,$(CASCADE)),--cascade)
 
 argocd/doctor: deps ## troubleshooting checks in one screen; non-zero when one fails
 	@$(PY) -m local argocd/doctor $(SITE)

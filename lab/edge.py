@@ -60,6 +60,11 @@ class Secrets:
     def deploy_key(self) -> Path:
         return self.directory / "deploy_key"
 
+    @property
+    def webhook_secret(self) -> Path:
+        """What the Git server signs its push events to Argo CD with (webhook.github.secret)."""
+        return self.directory / "webhook-secret"
+
 
 SECRETS = Secrets()
 
@@ -127,6 +132,8 @@ def ensure_secrets(s: Secrets = SECRETS) -> None:
         )
     if not s.token.exists():
         _write(s.token, secrets.token_hex(20) + "\n", 0o600, (os.getuid(), os.getgid()))
+    if not s.webhook_secret.exists():
+        _write(s.webhook_secret, secrets.token_hex(20) + "\n", 0o600, (os.getuid(), os.getgid()))
     if not s.deploy_key.exists():
         subprocess.run(
             [
@@ -309,6 +316,7 @@ def provision(root: Path, s: Secrets = SECRETS) -> None:
         for visibility in ("public", "private"):
             target = root / "srv" / "git" / visibility / "gitops.git"
             shutil.copytree(bare, target)
+    _webhook(root, s, argocd)
     git = _ids(root, "git")
     for path in [root / "srv" / "git", *(root / "srv" / "git").rglob("*")]:
         os.lchown(path, *git)
@@ -317,6 +325,61 @@ def provision(root: Path, s: Secrets = SECRETS) -> None:
     # only "*" does), not write them.
     _write(root / "etc" / "gitconfig", "[safe]\n\tdirectory = *\n")
     subprocess.run(["chmod", "-R", "a+rX,go-w", str(root / "srv" / "git")], check=True)
+
+
+# A push to private/gitops.git tells Argo CD at once, as GitHub does: a `push` event with
+# GitHub's payload, signed with HMAC-SHA256 of the shared secret (X-Hub-Signature-256; HMAC-SHA1
+# in X-Hub-Signature, as GitHub also sends). Perl (Git's own dependency) reads the secret from
+# its file, so it is in no command line.
+WEBHOOK_HOOK = r"""#!/usr/bin/perl
+# post-receive (lab/edge.py): Argo CD's webhook for each updated ref, as GitHub calls it.
+use strict;
+use warnings;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha1_hex hmac_sha256_hex);
+
+sub slurp { open(my $f, "<", $_[0]) or return ""; my $v = <$f>; close $f; chomp $v; $v }
+my $secret = slurp("/etc/tirosh-webhook/secret");
+my $url = slurp("/etc/tirosh-webhook/url");
+exit 0 unless $secret && $url;
+my $web = "https://git.lab.test/private/gitops";
+while (my $line = <STDIN>) {
+    chomp $line;
+    my ($old, $new, $ref) = split / /, $line;
+    my @files = $old =~ /^0+$/ ? () : split /\n/, `git diff --name-only $old $new`;
+    my $payload = encode_json({
+        ref => $ref, before => $old, after => $new,
+        repository => {
+            name => "gitops", full_name => "private/gitops", html_url => $web,
+            clone_url => "$web.git", ssh_url => "git\@git.lab.test:private/gitops.git",
+            default_branch => "main",
+        },
+        head_commit => {id => $new, modified => \@files, added => [], removed => []},
+        commits => [{id => $new, modified => \@files, added => [], removed => []}],
+    });
+    my $signature = "sha256=" . hmac_sha256_hex($payload, $secret);
+    my $sha1 = "sha1=" . hmac_sha1_hex($payload, $secret);
+    open(my $curl, "|-", "curl", "-sS", "-m", "10", "-o", "/dev/null",
+        "-w", "argocd webhook: %{http_code}\n", "-H", "Content-Type: application/json",
+        "-H", "X-GitHub-Event: push", "-H", "X-Hub-Signature-256: $signature",
+        "-H", "X-Hub-Signature: $sha1",
+        "-H", "Host: gitops.lab.test", "--data-binary", "\@-", $url) or next;
+    print $curl $payload;
+    close $curl;
+}
+"""
+
+
+def _webhook(root: Path, s: Secrets, argocd: str) -> None:
+    """The post-receive hook of private/gitops.git, the secret (git's, 0600) and Argo CD's URL:
+    Traefik on the argocd host, by the Ingress's name (the path Caddy proxies to)."""
+    git = _ids(root, "git")
+    conf = root / "etc" / "tirosh-webhook"
+    _write(conf / "secret", s.webhook_secret.read_text(), 0o600, git)
+    _write(conf / "url", f"http://{argocd}:80/api/webhook\n", 0o644)
+    os.chown(conf, *git)
+    hook = root / "srv" / "git" / "private" / "gitops.git" / "hooks" / "post-receive"
+    _write(hook, WEBHOOK_HOOK, 0o755, git)
 
 
 def _git_user(root: Path, s: Secrets) -> None:

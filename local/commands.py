@@ -10,17 +10,27 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 
 import urllib3
 from kubernetes import client
 
 from local import cli, phase
-from local.argocd import doctor, initial_secret, password, registration, repositories, status
+from local.argocd import (
+    app_commands,
+    doctor,
+    initial_secret,
+    password,
+    registration,
+    repositories,
+    status,
+)
 from local.argocd.api_check import site_api_check
-from local.argocd.session import open_session, site_settings
+from local.argocd.session import OnDemand, open_session, site_settings
 from local.cli import Invocation, command, option
 from local.kube import client as kubeclient
 from local.kube import port_forward, secrets
+from tirosh.errors import OperatorError
 from tirosh.plan import Plan
 
 _DRY = option("--dry", action="store_true", help="only say what would change")
@@ -122,7 +132,9 @@ def _register(run: Invocation, only: str, rotate: bool = False) -> int:
     declared = registration.declare(site, run.environ, found, rotate, dry=run.args.dry, only=only)
     if run.args.dry:
         return _print(declared.plan())
-    result = registration.converge(site, declared, lambda: phase.argocd_session(site, run.environ))
+    with ExitStack() as stack:
+        argocd = OnDemand(stack, lambda: phase.argocd_session(site, run.environ))
+        result = registration.converge(site, declared, argocd)
     if not declared.items:
         print(
             f"site {site.name}: no {'workload cluster' if only == 'clusters' else 'repository'} declared"
@@ -153,6 +165,49 @@ def argocd_repo_add(run: Invocation) -> int:
 def argocd_repo_list(run: Invocation) -> int:
     with open_session(run.site, run.environ, _initial(run)) as (argocd, _):
         return repositories.list_repositories(run.site, argocd)
+
+
+_APP = option("--app", help="the application (default: APP)")
+
+
+def _app(run: Invocation) -> str:
+    name = run.args.app or run.environ.get("APP") or ""
+    if not name:
+        raise OperatorError("name the application: APP=<name> (make argocd/app/list)")
+    return name
+
+
+@command("argocd/app/list", "sync, health and revision of every application, against the site's")
+def argocd_app_list(run: Invocation) -> int:
+    with open_session(run.site, run.environ, _initial(run)) as (argocd, _):
+        return app_commands.list_applications(run.site, argocd)
+
+
+@command(
+    "argocd/app/sync",
+    "sync one application (APP=) and wait for Argo CD's result: the manual gate",
+    _APP,
+    option("--timeout", type=status.seconds, default=300.0, metavar="SECONDS"),
+    option("--prune", action="store_true", help="also delete what Git no longer has"),
+)
+def argocd_app_sync(run: Invocation) -> int:
+    name = _app(run)
+    with open_session(run.site, run.environ, _initial(run)) as (argocd, _):
+        return app_commands.sync_application(argocd, name, run.args.timeout, prune=run.args.prune)
+
+
+@command(
+    "argocd/app/delete",
+    "delete one application (APP=), not cascading unless --cascade; asks unless --yes",
+    _APP,
+    option("--yes", action="store_true", help="delete without asking"),
+    option("--cascade", action="store_true", help="also delete its resources on the cluster"),
+)
+def argocd_app_delete(run: Invocation) -> int:
+    name = _app(run)
+    ask = input if sys.stdin.isatty() else None
+    with open_session(run.site, run.environ, _initial(run)) as (argocd, _):
+        return app_commands.delete_application(argocd, name, run.args.cascade, run.args.yes, ask)
 
 
 @command("argocd/doctor", "the runbook's troubleshooting checks in one screen")

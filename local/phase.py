@@ -1,11 +1,13 @@
 """The deploy's local phase: after the remote one, from the operator's machine.
 
 Registers the declared workload clusters, repositories and credential templates in Argo CD (as
-its declarative Secrets, ``local.argocd.registration``) and applies the registered Secrets, all read from the ``Site`` (its ``clusters``, ``repositories``,
-``templates``, ``secrets``). ``plan`` reads what Argo CD and the clusters hold and returns what
-would change (a ``tirosh.plan.Plan``; no Argo CD login is needed for it); ``apply`` makes it
-so and returns what it did, with the connection states Argo CD reports; it logs in to Argo CD
-only when something differs. Every input (tokens,
+its declarative Secrets, ``local.argocd.registration``), sets the ``[gitops]`` settings,
+converges the AppProjects and Applications, and applies the registered Secrets, all read from
+the ``Site`` (its ``clusters``, ``repositories``, ``templates``, ``gitops``, ``projects``,
+``applications``, ``secrets``). ``plan`` reads what Argo CD and the clusters hold and returns
+what would change (a ``tirosh.plan.Plan``; no Argo CD login is needed for it); ``apply`` makes
+it so and returns what it did, with the connection states Argo CD reports, logging in to Argo
+CD only when a part has something to change through its API. Every input (tokens,
 keys, variables) is gathered before anything changes. A site that declares nothing skips the
 phase in one line.
 
@@ -19,12 +21,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from local.argocd import initial_secret, registration, repositories, status
+from kubernetes import client
+
+from local.argocd import (
+    applications,
+    gitops_settings,
+    initial_secret,
+    registration,
+    repositories,
+    status,
+)
 from local.argocd.api import Client
-from local.argocd.session import open_session, site_settings
+from local.argocd.session import OnDemand, open_session, site_settings
 from local.kube import client as kubeclient
 from local.kube import secrets
 from tirosh.errors import OperatorError
@@ -44,7 +55,14 @@ API_WORKLOADS = ("argocd-server", "argocd-repo-server", "argocd-redis")
 
 
 def declares_nothing(site: Site) -> bool:
-    return not (site.clusters or site.repositories or site.templates or site.secrets)
+    return not (site.clusters or site.repositories or site.templates or site.secrets or _apps(site))
+
+
+def _apps(site: Site) -> bool:
+    """Whether argocd/applications.toml declares anything (projects, applications, [gitops])."""
+    gitops = site.gitops
+    declared = gitops.reconciliation_timeout or gitops.webhook_secret_env
+    return bool(site.projects or site.applications or declared)
 
 
 def _skipped(site: Site) -> Plan:
@@ -58,12 +76,14 @@ class _Inputs:
 
     repository_secrets: dict[str, str | None]
     secret_values: dict[str, str]
+    webhook_secret: str | None = None
 
 
 def _inputs(site: Site, environ: Mapping[str, str]) -> _Inputs:
     found = secrets.secret_values(site, site.secrets, environ)
     prompt = site_settings(site, environ).prompts and sys.stdin.isatty()
-    return _Inputs(repositories.gather_secrets(site, environ, prompt), found)
+    hook = gitops_settings.webhook_secret(site, environ)
+    return _Inputs(repositories.gather_secrets(site, environ, prompt), found, hook)
 
 
 def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
@@ -73,6 +93,8 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
         return _skipped(site)
     inputs = _inputs(site, env)
     result = registration.declare(site, env, inputs.repository_secrets, dry=True).plan()
+    result.extend(gitops_settings.converge(site, inputs.webhook_secret, dry=True))
+    result.extend(applications.converge(site, None, dry=True))
     return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
 
 
@@ -93,14 +115,24 @@ def apply(
         return _skipped(site)
     inputs = _inputs(site, env)
     result = Plan()
-    if (site.clusters or site.repositories or site.templates) and _part_pending(planned, "argocd"):
-        declared = registration.declare(site, env, inputs.repository_secrets)
-        result.extend(
-            registration.converge(site, declared, lambda: argocd_session(site, env, wait))
-        )
+    registers = site.clusters or site.repositories or site.templates or _apps(site)
+    if registers and _part_pending(planned, "argocd"):
+        with ExitStack() as stack:
+            argocd = OnDemand(stack, lambda: argocd_session(site, env, wait))
+            declared = registration.declare(site, env, inputs.repository_secrets)
+            result.extend(registration.converge(site, declared, argocd))
+            result.extend(gitops_settings.converge(site, inputs.webhook_secret))
+            # Last: an application's repository and cluster are registered by then.
+            result.extend(_applications(site, argocd))
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
     return result
+
+
+def _applications(site: Site, argocd: OnDemand) -> Plan:
+    """Projects and applications; the API (and a login) only when one differs."""
+    found = applications.converge(site, None, dry=True)
+    return applications.converge(site, argocd(), dry=False) if found.pending else found
 
 
 @contextmanager
@@ -130,16 +162,42 @@ def _api_not_ready(state: status.Status) -> list[str]:
     return waiting + missing
 
 
+def _server_rolled_out(api: client.ApiClient, namespace: str) -> bool:
+    """Whether argocd-server's last rollout is complete: no Pod of the template before it left.
+
+    The remote phase restarts argocd-server for ``server.insecure`` moments before; while its
+    old Pod still serves (with TLS), the Deployment already counts as ready.
+    """
+    try:
+        found = client.AppsV1Api(api).read_namespaced_deployment("argocd-server", namespace)
+    except client.ApiException:
+        return False
+    wanted = found.spec.replicas if found.spec.replicas is not None else 1
+    state = found.status
+    return bool(
+        (state.observed_generation or 0) >= (found.metadata.generation or 0)
+        and (state.updated_replicas or 0) == wanted
+        and (state.replicas or 0) == wanted
+        and (state.available_replicas or 0) == wanted
+    )
+
+
 def wait_for_argocd(site: Site, seconds: float) -> None:
-    """Wait up to ``seconds`` for the Argo CD workloads the API needs to be ready."""
+    """Wait up to ``seconds`` for the Argo CD workloads the API needs to be ready, and
+    argocd-server's rollout to be complete."""
     api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), site.argocd_context)
+    namespace = site.argocd.namespace
     try:
         state = status.wait_for_rollout(
-            api, site.argocd.namespace, seconds, ready=lambda s: not _api_not_ready(s)
+            api,
+            namespace,
+            seconds,
+            ready=lambda s: not _api_not_ready(s) and _server_rolled_out(api, namespace),
         )
+        rolled_out = _server_rolled_out(api, namespace)
     finally:
         api.close()
-    if problems := _api_not_ready(state):
+    if problems := _api_not_ready(state) + ([] if rolled_out else ["argocd-server rollout"]):
         raise NotReady(
             f"Argo CD's API is not ready after {seconds:g} s (not ready: {', '.join(problems)}): "
             f"see make argocd/status SITE={site.name}"

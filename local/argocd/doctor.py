@@ -2,8 +2,9 @@
 
 Both contexts reach their clusters and list their nodes; the Argo CD Pods run; the API answers
 through the configured server; each declared cluster and repository is registered with a
-Successful connection; the registered Secrets exist with their keys. Each failure names its
-likely cause and the command that fixes it. Exit 1 when any check fails. Reads only.
+Successful connection; each application is Synced and Healthy (Argo CD's conditions shown) and
+references only registered repositories and clusters; the registered Secrets exist with their
+keys. Each failure names its likely cause and the command that fixes it. Exit 1 when any check fails. Reads only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import urllib3
 from kubernetes import client
 
-from local.argocd import initial_secret
+from local.argocd import app_doctor, initial_secret
 from local.argocd.api import ArgoCDError, Client
 from local.argocd.session import endpoint, log_in, site_settings
 from local.kube import client as kubeclient
@@ -149,7 +150,7 @@ def _argocd_checks(site: Site, environ: Mapping[str, str], argocd: Client) -> li
                 f"check the token/key and make argocd/repo/add SITE={site.name}",
             )
         )
-    return checks
+    return checks + [Check(*finding) for finding in app_doctor.application_checks(site, argocd)]
 
 
 def _secrets(site: Site) -> list[Check]:

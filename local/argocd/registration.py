@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from kubernetes import client
@@ -46,8 +45,6 @@ __all__ = ["Registration", "converge", "declare"]
 # INFORMER_LAG first, lest they test the old credentials.
 INFORMER_SETTLE = 15.0
 INFORMER_LAG = 1.0
-
-Session = Callable[[], AbstractContextManager[Client]]
 
 
 @dataclass
@@ -116,34 +113,32 @@ def declare(
     return Registration(workload, planned(declared, stored), host_keys, wanted, stored_keys)
 
 
-def converge(site: Site, registration: Registration, session: Session) -> Plan:
-    """Apply what differs (see the module docstring); ``session`` logs in to Argo CD, and is
-    entered only when something differs."""
+def converge(site: Site, registration: Registration, session: Callable[[], Client]) -> Plan:
+    """Apply what differs (see the module docstring); ``session`` gives the logged-in client
+    (``local.argocd.session.OnDemand``), asked for only when something differs."""
     result = registration.plan()
     if not registration.pending:
         return result
-    with session() as argocd:
-        if _keys_added(registration):
-            ensure_known_hosts(
-                argocd, registration.wanted_keys, registration.stored_keys, dry=False
-            )
-        changed = [item for item in registration.items if item.keys]
-        api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
-        try:
-            core = client.CoreV1Api(api)
-            argocd_secrets.apply(core, changed, site.argocd.namespace)
-            if any(item.stored is not None for item in changed):
-                time.sleep(INFORMER_LAG)
-            key_settle = repositories.KNOWN_HOSTS_SETTLE if _keys_added(registration) else 0.0
-            for item, connection in _tested(argocd, registration.items, key_settle):
-                if connection.failed:
-                    undone = argocd_secrets.put_back(core, item, site.argocd.namespace)
-                    connection = Connection(
-                        connection.subject, "Failed", f"{connection.message} ({undone})"
-                    )
-                result.connections.append(connection)
-        finally:
-            api.close()
+    argocd = session()
+    if _keys_added(registration):
+        ensure_known_hosts(argocd, registration.wanted_keys, registration.stored_keys, dry=False)
+    changed = [item for item in registration.items if item.keys]
+    api = kubeclient.api_client(site.kubeconfig, site.argocd_context)
+    try:
+        core = client.CoreV1Api(api)
+        argocd_secrets.apply(core, changed, site.argocd.namespace)
+        if any(item.stored is not None for item in changed):
+            time.sleep(INFORMER_LAG)
+        key_settle = repositories.KNOWN_HOSTS_SETTLE if _keys_added(registration) else 0.0
+        for item, connection in _tested(argocd, registration.items, key_settle):
+            if connection.failed:
+                undone = argocd_secrets.put_back(core, item, site.argocd.namespace)
+                connection = Connection(
+                    connection.subject, "Failed", f"{connection.message} ({undone})"
+                )
+            result.connections.append(connection)
+    finally:
+        api.close()
     return result
 
 

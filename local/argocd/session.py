@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 from local.argocd.api import ArgoCDError, Client
@@ -30,7 +30,15 @@ from tirosh.errors import OperatorError
 from tirosh.redact import Redacted
 from tirosh.site import Site
 
-__all__ = ["Login", "NoCredentials", "endpoint", "log_in", "open_session", "site_settings"]
+__all__ = [
+    "Login",
+    "NoCredentials",
+    "OnDemand",
+    "endpoint",
+    "log_in",
+    "open_session",
+    "site_settings",
+]
 
 InitialPassword = Callable[[], "str | None"]
 DEFAULT_DEADLINE = 900.0
@@ -170,3 +178,24 @@ def open_session(
         client = Client(url, verify=not config.insecure, deadline=deadline)
         login = log_in(client, config, env, initial_password, stdin_tty)
         yield client, login
+
+
+class OnDemand:
+    """A logged-in client made the first time it is asked for, so that a command whose parts
+    find nothing to change never logs in; it lasts as long as ``stack``.
+
+    + stack: closes the session (and its port-forward) when the command ends
+    + opener: the session to enter, e.g. ``lambda: local.phase.argocd_session(site, env)``
+    """
+
+    def __init__(
+        self, stack: ExitStack, opener: Callable[[], AbstractContextManager[Client]]
+    ) -> None:
+        self._stack = stack
+        self._opener = opener
+        self._client: Client | None = None
+
+    def __call__(self) -> Client:
+        if self._client is None:
+            self._client = self._stack.enter_context(self._opener())
+        return self._client

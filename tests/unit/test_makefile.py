@@ -320,3 +320,30 @@ def test_proxmox_flags_on_request() -> None:
 
     assert recipe("proxmox/vms/apply", "RESTART=true").endswith("vms/apply lab --restart")
     assert recipe("proxmox/vms/inventory", "DRY=true").endswith("vms/inventory lab --dry")
+
+
+def test_the_app_targets_pass_app_through_the_environment_and_confirm_by_flag() -> None:
+    result = make_dry("lab", "argocd/app/delete")
+    assert result.stdout.strip().endswith("-m local argocd/app/delete lab"), result.stdout
+    confirmed = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "argocd/app/delete",
+            "SITE=lab",
+            "APP=x;y",
+            "YES=true",
+            "CASCADE=true",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    # APP reaches the command in its environment only, never in the recipe's text.
+    assert confirmed.stdout.strip().endswith("-m local argocd/app/delete lab --yes --cascade")
+    assert "x;y" not in confirmed.stdout
+    for target in ("argocd/app/list", "argocd/app/sync"):
+        assert make_dry("lab", target).stdout.strip().endswith(f"-m local {target} lab")

@@ -11,6 +11,7 @@ from typing import Final
 
 from tirosh.login_args import LoginArgsError, parse_login_args
 from tirosh.site import model
+from tirosh.site.applications_file import read_applications
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.clusters_file import read_clusters
 from tirosh.site.environment import apply_environment
@@ -71,6 +72,9 @@ def load_site(
     )
     repositories, templates = read_repositories(report, site_dir / model.REPOSITORIES_FILE)
     secrets = read_secrets(report, site_dir / model.SECRETS_FILE)
+    declared = read_applications(
+        report, site_dir / model.APPLICATIONS_FILE, repositories, templates, clusters
+    )
     names = {alias: vm.proxmox_vm_name for alias, vm in inventory.vms.items()}
     proxmox_vms = read_declared(
         profile.data, site_dir, root, report.environ, report.problems, names
@@ -90,6 +94,9 @@ def load_site(
         repositories=repositories,
         templates=templates,
         secrets=secrets,
+        projects=declared.projects,
+        applications=declared.applications,
+        gitops=declared.gitops,
         proxmox_vms=proxmox_vms,
     )
 

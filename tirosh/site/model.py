@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from tirosh.applications import APPLICATIONS_FILE, Application, GitOps, Project
 from tirosh.argocd import DEFAULT_ARGOCD_VERSION, DEFAULT_MANIFEST_URL
 from tirosh.clusters import CLUSTERS_FILE, WorkloadCluster
 from tirosh.k3s import DEFAULT_RELEASE_URL
@@ -30,7 +31,7 @@ INVENTORY: Final = "inventory.toml"
 K3S_VARS: Final = "k3s/vars.yml"
 ARGOCD_VARS: Final = "argocd/vars.yml"
 # The local phase's files (optional: absent, each declares nothing).
-LOCAL_PHASE_FILES: Final = (CLUSTERS_FILE, REPOSITORIES_FILE, SECRETS_FILE)
+LOCAL_PHASE_FILES: Final = (CLUSTERS_FILE, REPOSITORIES_FILE, SECRETS_FILE, APPLICATIONS_FILE)
 ENVIRONMENT: Final = "environment"
 
 WORKLOADS: Final = ("k3s", "argocd", "rke2")
@@ -219,6 +220,10 @@ class Site:
     repositories: tuple[Repository, ...] = ()
     templates: tuple[Template, ...] = ()
     secrets: tuple[RegistrySecret, ...] = ()
+    # argocd/applications.toml: AppProjects, Applications, the [gitops] settings.
+    projects: tuple[Project, ...] = ()
+    applications: tuple[Application, ...] = ()
+    gitops: GitOps = field(default_factory=GitOps)
     # vms.tfvars and [proxmox]: the site's Proxmox VMs (None until the loader has read them).
     proxmox_vms: Declared | None = None
 
@@ -303,5 +308,7 @@ def to_dict(site: Site) -> dict[str, Any]:
         "repositories": [{"name": r.name, "url": r.url, "type": r.type} for r in site.repositories],
         "credential_templates": [t.url for t in site.templates],
         "secrets": [f"{s.namespace}/{s.name}" for s in site.secrets],
+        "projects": [p.name for p in site.projects],
+        "applications": [a.name for a in site.applications],
         "warnings": list(site.warnings),
     }
