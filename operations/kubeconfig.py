@@ -76,8 +76,8 @@ def pulled(
             replace = kubeconfig.replace_requested(os.environ)
         except ValueError as error:
             raise OperationError(str(error)) from None
-    site_path = Path(site_file).expanduser()
-    merge_path = None if merge_into is None else Path(merge_into).expanduser()
+    site_path = Path(os.path.expanduser(site_file))
+    merge_path = None if merge_into is None else Path(os.path.expanduser(merge_into))
     pull = _Pull(remote_path, context, server, site_path, merge_path, current, replace)
     # The credentials never travel in the command: it carries these plain values only.
     write = FunctionCommand(

@@ -77,7 +77,7 @@ def _data_or_file(section: Mapping[str, Any], key: str, base: Path) -> bytes | N
     path = section.get(key)
     if path:
         # Without blocking on a FIFO, like the kubeconfig itself.
-        return regular_file.read_bytes(base / Path(path).expanduser())
+        return regular_file.read_bytes(base / os.path.expanduser(path))
     return None
 
 
@@ -146,7 +146,7 @@ def configuration(files: Path | Sequence[Path], context: str) -> client.Configur
         cert = _data_or_file(user, "client-certificate", base)
         key = _data_or_file(user, "client-key", base)
         token = user.get("token") or (
-            regular_file.read_text(base / Path(user["tokenFile"]).expanduser()).strip()
+            regular_file.read_text(base / os.path.expanduser(user["tokenFile"])).strip()
             if user.get("tokenFile")
             else None
         )

@@ -232,3 +232,14 @@ def test_the_scp_form_and_ssh_url_of_one_repository_are_one(tmp_path: Path) -> N
     )
     with pytest.raises(SiteError, match=r"repositories\[1\]\.url: .* is declared twice"):
         _load(tmp_path, text)
+
+
+@pytest.mark.parametrize("key_file", ["~0", "~no-such-user-here/key", "~0/k", "relative/key"])
+def test_a_key_path_of_another_users_home_or_relative_is_a_problem_not_a_crash(
+    tmp_path: Path, key_file: str
+) -> None:
+    text = (
+        f'[[repositories]]\nname = "x"\nurl = "git@g.example:x.git"\nssh_key_file = "{key_file}"\n'
+    )
+    with pytest.raises(SiteError, match=r"repositories\[0\]\.ssh_key_file: must be an absolute"):
+        _load(tmp_path, text)

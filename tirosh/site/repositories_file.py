@@ -8,6 +8,7 @@ credentials in any form, and two spellings of one repository are one repository.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -192,7 +193,7 @@ def _key_path(entry: Table, key_file: str | None, home: str | None) -> Path | No
         return None
     if home and (key_file == "~" or key_file.startswith("~/")):
         key_file = home + key_file[1:]
-    path = Path(key_file).expanduser()
+    path = Path(os.path.expanduser(key_file))
     if not path.is_absolute():
         entry.problem("ssh_key_file", f"must be an absolute path or ~/..., got {key_file!r}")
     return path

@@ -32,6 +32,7 @@ read from ``PROXMOX_TOKEN_SECRET`` by the commands that connect.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -145,7 +146,7 @@ def _resolve(text: str, repo_root: Path, environ: Mapping[str, str]) -> Path:
     home = environ.get("HOME")
     if home and (text == "~" or text.startswith("~/")):
         text = home + text[1:]
-    path = Path(text).expanduser()
+    path = Path(os.path.expanduser(text))
     return path if path.is_absolute() else repo_root / path
 
 
