@@ -89,7 +89,21 @@ def _lookalike_problem(name: str) -> str | None:
         if len(scripts) > 1:
             mixed = " and ".join(sorted(s.title() for s in scripts))
             return f"mixes {mixed} letters in {word!r}, which look alike"
+        if scripts and scripts != {"LATIN"} and all(c in _LATIN_LOOKALIKES for c in word):
+            return f"{word!r} is written in {scripts.pop().title()} letters that read as Latin ones"
     return None
+
+
+# Cyrillic and Greek letters drawn like Latin ones: a word made of them alone ("а", "рос")
+# reads as a Latin word (Unicode's whole-script confusables); "прод" does not. Written as
+# escapes: the letters themselves would read as Latin here too.
+_LATIN_LOOKALIKES: Final = frozenset(
+    # Cyrillic a e o p c y x i j s h d palochka q w, capital A B E K M H O P C T X I J S G
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u04cf\u051b\u051d\u0410"
+    "\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u050c"
+    # Greek alpha iota kappa nu omicron rho tau upsilon chi, capital A B E Z H I K M N O P T Y X
+    "\u03b1\u03b9\u03ba\u03bd\u03bf\u03c1\u03c4\u03c5\u03c7\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"
+)
 
 
 def _by_name(config: Mapping[str, Any], section: str) -> dict[str, dict[str, Any]]:

@@ -239,6 +239,8 @@ LOOKALIKE = [
     "lab/k3\u0455",  # Cyrillic dze
     "lab/\u03bfps",  # Greek omicron
     "cafe\u0301/k3s",  # e + combining acute: NFKC composes it
+    "\u0430/k3s",  # a word of one Cyrillic a: reads as the Latin "a"
+    "\u0440\u043e\u0441/k3s",  # Cyrillic "poc", every letter drawn as a Latin one
 ]
 
 
@@ -251,7 +253,7 @@ def test_look_alike_context_names_are_refused(repo: Path, name: str) -> None:
     assert kubeconfig.name_problem(name) is not None
 
 
-@pytest.mark.parametrize("name", ["홈/k3s", "прод/k3s", "lab/k3s", "lab k3s", "Lab_1.x/y:z"])
+@pytest.mark.parametrize("name", ["홈/k3s", "прод/k3s", "Ελλάδα/k3s", "lab/k3s", "lab k3s", "Lab_1.x/y:z"])
 def test_ordinary_context_names_of_one_script_pass(name: str) -> None:
     assert kubeconfig.name_problem(name) is None
 
