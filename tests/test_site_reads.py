@@ -27,6 +27,7 @@ SITE_FILES = (
     "argocd/clusters.toml",
     "argocd/repositories.toml",
     "argocd/secrets.toml",
+    "argocd/access.toml",
     "vms.tfvars",
 )
 

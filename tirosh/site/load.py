@@ -11,6 +11,7 @@ from typing import Final
 
 from tirosh.login_args import LoginArgsError, parse_login_args
 from tirosh.site import model
+from tirosh.site.access_file import read_access
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.clusters_file import read_clusters
 from tirosh.site.environment import apply_environment
@@ -66,6 +67,7 @@ def load_site(
     )
     repositories, templates = read_repositories(report, site_dir / model.REPOSITORIES_FILE)
     secrets = read_secrets(report, site_dir / model.SECRETS_FILE)
+    access = read_access(report, site_dir / model.ACCESS_FILE, argocd.values.get("ingress_host"))
     names = {alias: vm.proxmox_vm_name for alias, vm in inventory.vms.items()}
     proxmox_vms = read_declared(
         profile.data, site_dir, root, report.environ, report.problems, names
@@ -86,6 +88,7 @@ def load_site(
         templates=templates,
         secrets=secrets,
         proxmox_vms=proxmox_vms,
+        access=access,
     )
 
 
