@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from local.argocd import clusters, initial_secret, repositories, status
+from local.argocd import access, clusters, initial_secret, repositories, status
 from local.argocd.session import open_session, site_settings
 from local.kube import client as kubeclient
 from local.kube import secrets
@@ -41,7 +41,13 @@ API_WORKLOADS = ("argocd-server", "argocd-repo-server", "argocd-redis")
 
 
 def declares_nothing(site: Site) -> bool:
-    return not (site.clusters or site.repositories or site.templates or site.secrets)
+    return not (
+        site.clusters
+        or site.repositories
+        or site.templates
+        or site.secrets
+        or site.access.declares_anything
+    )
 
 
 def _skipped(site: Site) -> Plan:
@@ -73,7 +79,8 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
     result.extend(
         repositories.register_repositories(site, None, env, inputs.repository_secrets, dry=True)
     )
-    return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
+    result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
+    return result.extend(access.plan(site, env))
 
 
 def apply(
@@ -103,14 +110,23 @@ def apply(
             )
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
+    if site.access.declares_anything and _part_pending(planned, "access"):
+        with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, login):
+            result.extend(access.apply(site, argocd, login, env))
     return result
 
 
 def _part_pending(planned: Plan | None, part: str) -> bool:
-    """Whether a part (``argocd``: clusters and repositories; ``secret``) has work to do."""
+    """Whether a part (``argocd``: clusters and repositories; ``secret``; ``access``) has
+    work to do."""
     if planned is None or planned.notes:
         return True
-    changes = [c for c in planned.changes if (c.subject == "secret") == (part == "secret")]
+    own = ("secret", "access")
+    changes = [
+        c
+        for c in planned.changes
+        if c.subject == part or (part == "argocd" and c.subject not in own)
+    ]
     return any(change.changes for change in changes)
 
 

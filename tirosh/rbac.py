@@ -27,6 +27,7 @@ __all__ = [
     "RESOURCES",
     "Permission",
     "action_problem",
+    "csv_fields",
     "glob_problem",
     "glob_regex",
     "parse_permission",
@@ -201,7 +202,7 @@ def object_problem(resource: str, pattern: str) -> str | None:
 
 def parse_permission(text: str) -> tuple[Permission | None, str | None]:
     """``"resource, action, object[, allow|deny]"`` as a Permission, or the problem with it."""
-    fields = _csv_fields(text)
+    fields = csv_fields(text)
     if fields is None or len(fields) not in (3, 4):
         return None, (
             f"must be 'resource, action, object[, allow|deny]', got {text[:60]!r} "
@@ -219,7 +220,7 @@ def parse_permission(text: str) -> tuple[Permission | None, str | None]:
     return Permission(resource, action, pattern, effect), None
 
 
-def _csv_fields(line: str) -> list[str] | None:
+def csv_fields(line: str) -> list[str] | None:
     """One CSV record, leading blanks of each field trimmed (Go's TrimLeadingSpace)."""
     try:
         rows = list(csv.reader([line], skipinitialspace=True, strict=True))
@@ -233,7 +234,7 @@ def policy_line_problem(line: str) -> str | None:
     text = line.strip()
     if not text or text.startswith("#"):
         return None
-    fields = _csv_fields(text)
+    fields = csv_fields(text)
     if fields is None:
         return f"error parsing policy line {text[:60]!r}"
     if (
