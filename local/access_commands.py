@@ -81,12 +81,15 @@ def account_token(run: Invocation) -> int:
     to_stdout = env.get("TOKEN_STDOUT", "").lower() in ("yes", "true", "1")
     if bool(target) == to_stdout:
         raise OperatorError("say where the token goes: TOKEN_FILE=<new file> or TOKEN_STDOUT=yes")
+    path = Path(target).expanduser()
+    if target and (path.exists() or path.is_symlink()):
+        # Before asking: a token issued and then not written would be one nobody holds.
+        raise OperatorError(f"TOKEN_FILE {path} exists: not replaced (remove it or name another)")
     with open_session(site, env, _initial(site, env)) as (argocd, _):
         token = accounts.create_token(argocd, account.name, seconds)
     if to_stdout:
         print(token, flush=True)
         return 0
-    path = Path(target).expanduser()
     _write_token(path, token)
     print(f"account {account.name}: token written to {path} (0600), expires in {seconds} s")
     return 0
