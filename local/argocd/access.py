@@ -5,10 +5,11 @@ argocd-secret the site owns (``tirosh.access_plan``) and, per login account, whe
 password is already the one in its variable (checked against the bcrypt hash Argo CD keeps in
 argocd-secret, so a plan never spends one of Argo CD's five failed logins). ``apply``:
 
-1. applies argocd-cm's keys (admin kept enabled for now when the site retires it);
+1. applies argocd-secret's keys (the client secret argocd-cm refers to), then argocd-cm's
+   (admin kept enabled for now when the site retires it);
 2. sets each login account's password through the API (``PUT /api/v1/account/password``,
    with the password this run logged in with as the current one);
-3. applies argocd-rbac-cm's keys and argocd-secret's, then reads the policy back as Argo CD
+3. applies argocd-rbac-cm's keys, then reads the policy back as Argo CD
    loads it (every ``policy*.csv`` key, in Argo CD's order) and waits for Argo CD to answer
    with it: a line Argo CD's loader refuses fails the run with Argo CD's words;
 4. retiring admin (``admin.enabled = false``): logs in as each declared admin account and
@@ -44,7 +45,7 @@ from tirosh.access import (
     missing_variables,
     rendered,
 )
-from tirosh.access_plan import SUBJECT, Live, Target, key_changes, targets
+from tirosh.access_plan import ACCESS_MANAGER, SUBJECT, Live, Target, key_changes, targets
 from tirosh.errors import OperatorError
 from tirosh.plan import Action, Change, Plan
 from tirosh.site import Site
@@ -55,6 +56,13 @@ __all__ = ["ADMIN_PROOF", "AdminNotRetired", "apply", "plan", "policy_problems"]
 ADMIN_PROOF: Final = (("accounts", "update", "*"), ("projects", "create", "*"))
 # How long Argo CD may take to see a ConfigMap change (its informers), per wait.
 SETTLE_SECONDS: Final = 30.0
+
+
+# Argo CD v3.5 builds the HTTP client and provider that verify SSO session tokens once, when
+# argocd-server starts (util/session NewSessionManager): a new issuer or root CA reaches the
+# login but not the API until it restarts. The restart is `kubectl rollout restart`'s.
+SERVER_DEPLOYMENT: Final = "argocd-server"
+RESTARTED_AT: Final = "kubectl.kubernetes.io/restartedAt"
 
 
 class AdminNotRetired(OperatorError):
@@ -107,6 +115,38 @@ def _read_all(core: client.CoreV1Api, namespace: str, wanted: list[Target]) -> l
     return [access_keys.read_live(core, namespace, target) for target in wanted]
 
 
+def _restart_change(namespace: str) -> Change:
+    return Change(
+        SUBJECT,
+        "update",
+        f"Deployment {namespace}/{SERVER_DEPLOYMENT} restarted (Argo CD reads SSO settings at start)",
+    )
+
+
+def _sso_changes(changes: list[Change]) -> bool:
+    return any(c.changes and c.what.endswith((" key oidc.config", " key url")) for c in changes)
+
+
+def restart_server(core_api: client.ApiClient, namespace: str) -> str | None:
+    """Restart argocd-server as ``kubectl rollout restart`` does; a note when it has no
+    Deployment (argocd-server run otherwise must be restarted by whoever runs it)."""
+    apps = client.AppsV1Api(core_api)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+    try:
+        apps.patch_namespaced_deployment(
+            SERVER_DEPLOYMENT, namespace, patch, field_manager=ACCESS_MANAGER
+        )
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return (
+            f"access: no Deployment {namespace}/{SERVER_DEPLOYMENT}: restart argocd-server so "
+            "that it verifies SSO sessions with the new settings"
+        )
+    return None
+
+
 def plan(site: Site, environ: Mapping[str, str]) -> Plan:
     """What the access part would change, key by key; reads the management cluster only."""
     if not site.access.declares_anything:
@@ -122,6 +162,8 @@ def plan(site: Site, environ: Mapping[str, str]) -> Plan:
             for change in key_changes(namespace, target, live)
         ]
         changes += [change for _, change in password_changes(core, site, environ)]
+        if _sso_changes(changes):
+            changes.append(_restart_change(namespace))
     finally:
         api.close()
     return Plan(changes)
@@ -252,6 +294,9 @@ def apply(site: Site, argocd: Client, login: Login, environ: Mapping[str, str]) 
             *key_changes(namespace, rbac_cm, lives[RBAC_CM]),
             *key_changes(namespace, secret, lives[ARGOCD_SECRET]),
         ]
+        # The secret first: argocd-cm's $oidc.clientSecret must resolve when Argo CD reads it.
+        if access_keys.pending(key_changes(namespace, secret, lives[ARGOCD_SECRET])):
+            access_keys.apply_target(core, namespace, secret)
         staged = _staged_argocd_cm(cm, lives[ARGOCD_CM])
         if access_keys.pending(key_changes(namespace, staged, lives[ARGOCD_CM])):
             access_keys.apply_target(core, namespace, staged)
@@ -260,14 +305,18 @@ def apply(site: Site, argocd: Client, login: Login, environ: Mapping[str, str]) 
             if change.changes:
                 assert account.password_env
                 _set_password(argocd, login, account, environ[account.password_env])
-        for target in (rbac_cm, secret):
-            if access_keys.pending(key_changes(namespace, target, lives[target.name])):
-                access_keys.apply_target(core, namespace, target)
+        if access_keys.pending(key_changes(namespace, rbac_cm, lives[RBAC_CM])):
+            access_keys.apply_target(core, namespace, rbac_cm)
         if access_keys.pending(key_changes(namespace, rbac_cm, lives[RBAC_CM])):
             _read_back_policy(core, namespace, argocd)
         if staged is not cm:
             _retire_admin(site, argocd, environ)
             access_keys.apply_target(core, namespace, cm)
+        notes = []
+        if _sso_changes(changes):
+            changes.append(_restart_change(namespace))
+            if note := restart_server(api, namespace):
+                notes.append(note)
     finally:
         api.close()
-    return Plan(changes)
+    return Plan(changes, notes=notes)

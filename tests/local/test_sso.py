@@ -22,10 +22,20 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from lab.argocd_harness import KUBECTL, NAMESPACE, SITE, Harness, argocd_harness, git_http_server
+from lab.argocd_harness import (
+    KUBECTL,
+    NAMESPACE,
+    SITE,
+    Harness,
+    Process,
+    argocd_harness,
+    git_http_server,
+    wait_http,
+)
 from lab.oidc_provider import Provider, oidc_provider
 from tests.local.operator import leaks, run
 
@@ -169,7 +179,8 @@ def _sso_login(sso: Sso, user: str) -> str:
         try:
             url, page = browser.submit(url, page)
         except urllib.error.HTTPError as exc:  # /applications: this harness serves no UI
-            assert exc.code == 404 and exc.url.startswith(sso.harness.url), exc
+            detail = (exc.url, exc.read()[:400])
+            assert exc.code == 404 and exc.url.startswith(sso.harness.url), detail
     token = browser.cookie("argocd.token")
     assert token, (url, page[:300])
     return token
@@ -205,6 +216,26 @@ def test_the_phase_converges_sso_with_the_secret_only_in_argocd_secret(sso: Sso)
     )
     assert CLIENT_SECRET not in json.dumps(cm)
     assert "clientSecret: $oidc.clientSecret" in cm["data"]["oidc.config"]
+    assert "access: update    Deployment argocd/argocd-server restarted" in result.stdout
+    # The harness runs argocd-server as a process, not a Deployment: the phase says so.
+    assert "access: no Deployment argocd/argocd-server: restart argocd-server" in result.stdout
+    _restart_argocd_server(harness)
+
+
+def _restart_argocd_server(harness: Harness) -> None:
+    """What the phase's rollout restart does to a Deployment's Pod, for the harness's process
+    (the same argv and environment, a new process)."""
+    index, old = next(
+        (i, p) for i, p in enumerate(harness.processes) if p.log.name == "argocd-server.log"
+    )
+    environ = Path(f"/proc/{old.popen.pid}/environ").read_bytes().split(b"\0")
+    env = dict(entry.decode().split("=", 1) for entry in environ if b"=" in entry)
+    argv = [str(arg) for arg in old.popen.args]  # type: ignore[union-attr]
+    cwd = Path(f"/proc/{old.popen.pid}/cwd").resolve()
+    old.stop()
+    new = Process(argv, old.log.with_name("argocd-server-restarted.log"), env, cwd)
+    harness.processes[index] = new
+    wait_http(f"{harness.url}/api/version", new)
 
 
 def test_a_read_only_group_lists_applications_and_may_not_sync(sso: Sso) -> None:
