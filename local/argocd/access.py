@@ -10,8 +10,8 @@ argocd-secret, so a plan never spends one of Argo CD's five failed logins). ``ap
 2. sets each login account's password through the API (``PUT /api/v1/account/password``,
    with the password this run logged in with as the current one);
 3. applies argocd-rbac-cm's keys, then reads the policy back as Argo CD
-   loads it (every ``policy*.csv`` key, in Argo CD's order) and waits for Argo CD to answer
-   with it: a line Argo CD's loader refuses fails the run with Argo CD's words;
+   loads it (every ``policy*.csv`` key, in Argo CD's order) and asks Argo CD to answer with
+   it: a policy Argo CD refuses fails the run with Argo CD's own message;
 4. retiring admin (``admin.enabled = false``): logs in as each declared admin account and
    asks Argo CD whether it may do what only admins may; only when one is proven is
    ``admin.enabled`` set to false. Otherwise it refuses, naming what is missing.
@@ -50,7 +50,14 @@ from tirosh.errors import OperatorError
 from tirosh.plan import Action, Change, Plan
 from tirosh.site import Site
 
-__all__ = ["ADMIN_PROOF", "AdminNotRetired", "apply", "plan", "policy_problems"]
+__all__ = [
+    "ADMIN_PROOF",
+    "AdminNotRetired",
+    "apply",
+    "plan",
+    "policy_problems",
+    "read_back_policy",
+]
 
 # What only role:admin may do among Argo CD's built-in roles: the proof of an admin way in.
 ADMIN_PROOF: Final = (("accounts", "update", "*"), ("projects", "create", "*"))
@@ -225,15 +232,34 @@ def policy_problems(data: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _read_back_policy(core: client.CoreV1Api, namespace: str, argocd: Client) -> None:
-    live = access_keys.read_live(core, namespace, Target("ConfigMap", RBAC_CM, {}))
-    if problems := policy_problems(live.data if live else {}):
-        raise OperatorError("Argo CD refuses the RBAC policy: " + "; ".join(problems))
-    # Argo CD answers from the policy it loaded; an error here is its own message.
+def _argocd_policy_error(argocd: Client) -> str | None:
+    """Argo CD's own error while it answers with the policy it loaded, or None."""
     try:
         can_i(argocd, "applications", "get", "*/*")
     except ArgoCDError as exc:
-        raise OperatorError(f"Argo CD's answer with the new RBAC policy: {exc}") from None
+        return str(exc)
+    return None
+
+
+def read_back_policy(core: client.CoreV1Api, namespace: str, argocd: Client) -> None:
+    """The RBAC policy as Argo CD loads it: a policy it refuses fails the run with its words.
+
+    Argo CD refuses the whole policy for one bad line of any ``policy*.csv`` key (someone
+    else's overlay too) and then fails every request it authorizes (HTTP 500, "error creating
+    casbin enforcer: ..."); its informer takes a moment to load a change, hence the wait when
+    Argo CD's loader, run here, finds such a line.
+    """
+    live = access_keys.read_live(core, namespace, Target("ConfigMap", RBAC_CM, {}))
+    problems = policy_problems(live.data if live else {})
+    if problems:
+        error = _until(lambda: None if _argocd_policy_error(argocd) else "still answering")
+        said = _argocd_policy_error(argocd) if error is None else None
+        raise OperatorError(
+            "Argo CD refuses the RBAC policy: "
+            + (said or "; ".join(problems) + " (Argo CD still answers with its previous policy)")
+        )
+    if said := _argocd_policy_error(argocd):
+        raise OperatorError(f"Argo CD's answer with the RBAC policy: {said}")
 
 
 def prove_admin(argocd: Client, account: Account, password: str) -> str | None:
@@ -307,8 +333,8 @@ def apply(site: Site, argocd: Client, login: Login, environ: Mapping[str, str]) 
                 _set_password(argocd, login, account, environ[account.password_env])
         if access_keys.pending(key_changes(namespace, rbac_cm, lives[RBAC_CM])):
             access_keys.apply_target(core, namespace, rbac_cm)
-        if access_keys.pending(key_changes(namespace, rbac_cm, lives[RBAC_CM])):
-            _read_back_policy(core, namespace, argocd)
+        if site.access.rbac:
+            read_back_policy(core, namespace, argocd)
         if staged is not cm:
             _retire_admin(site, argocd, environ)
             access_keys.apply_target(core, namespace, cm)

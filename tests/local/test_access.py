@@ -346,6 +346,32 @@ def test_the_doctor_reports_admin_and_tokens_without_expiry(harness: Harness) ->
     admin.request("DELETE", "/api/v1/account/ci/token/forever")
 
 
+def test_a_policy_argocd_refuses_fails_the_run_with_its_message(harness: Harness) -> None:
+    """Someone else's overlay key with a line Argo CD's loader refuses: Argo CD says why."""
+    bad = json.dumps({"data": {"policy.extra.csv": "p, role:x, applications, get\n"}})
+    harness.kubectl(MANAGEMENT, "-n", NAMESPACE, "patch", "cm", "argocd-rbac-cm", "-p", bad)
+    try:
+        result = _phase(harness, _env(harness))
+        assert result.code == 1, result.output
+        assert (
+            "Argo CD refuses the RBAC policy: Argo CD failed GET /api/v1/account/can-i/"
+            "applications/get/%2A%2F%2A (500): error creating casbin enforcer: error loading "
+            "policy line: invalid RBAC policy: p, role:x, applications, get"
+        ) in result.stderr, result.stderr
+    finally:
+        gone = json.dumps({"data": {"policy.extra.csv": None}})
+        harness.kubectl(MANAGEMENT, "-n", NAMESPACE, "patch", "cm", "argocd-rbac-cm", "-p", gone)
+    deadline = time.monotonic() + 30
+    admin = _client(harness, "admin", harness.initial_password() or "")
+    while True:  # Argo CD answers again once its informer has the fixed policy
+        try:
+            can_i(admin, "applications", "get", "*/*")
+            break
+        except ArgoCDError:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+
+
 # --------------------------------------------------------------------------- admin
 
 
