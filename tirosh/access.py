@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import yaml
 
@@ -59,6 +59,7 @@ __all__ = [
     "Access",
     "Account",
     "Binding",
+    "Dex",
     "Rendered",
     "Role",
     "Sso",
@@ -123,6 +124,16 @@ class Sso:
 
 
 @dataclass(frozen=True)
+class Dex:
+    """Argo CD's bundled Dex (``dex.config``): its connectors, and the argocd-secret keys their
+    ``$references`` name, each filled from an environment variable."""
+
+    url: str
+    connectors: tuple[dict[str, Any], ...]
+    secrets: tuple[tuple[str, str], ...] = ()  # argocd-secret key, variable
+
+
+@dataclass(frozen=True)
 class Access:
     """Everything ``argocd/access.toml`` declares; an absent file declares nothing."""
 
@@ -133,13 +144,18 @@ class Access:
     policy_default: str | None = None
     scopes: tuple[str, ...] | None = None
     sso: Sso | None = None
+    dex: Dex | None = None
     # Whether the file declares an [rbac] table (then policy.csv is the site's).
     rbac: bool = False
 
     @property
     def declares_anything(self) -> bool:
         return bool(
-            self.admin_enabled is not None or self.accounts or self.rbac or self.sso is not None
+            self.admin_enabled is not None
+            or self.accounts
+            or self.rbac
+            or self.sso is not None
+            or self.dex is not None
         )
 
     def account(self, name: str) -> Account | None:
@@ -200,6 +216,12 @@ def rendered(access: Access, environ: Mapping[str, str]) -> Rendered:
         result.argocd_cm["url"] = access.sso.url
         result.argocd_cm["oidc.config"] = oidc_config(access.sso)
         result.secret[CLIENT_SECRET_KEY] = environ.get(access.sso.client_secret_env, "")
+    if access.dex is not None:
+        result.argocd_cm["url"] = access.dex.url
+        config = {"connectors": [dict(c) for c in access.dex.connectors]}
+        result.argocd_cm["dex.config"] = yaml.safe_dump(config, sort_keys=False)
+        for key, variable in access.dex.secrets:
+            result.secret[key] = environ.get(variable, "")
     if access.rbac:
         result.rbac_cm["policy.csv"] = policy_csv(access)
         if access.policy_default is not None:
@@ -225,6 +247,8 @@ def missing_variables(access: Access, environ: Mapping[str, str]) -> list[str]:
     names = [a.password_env for a in access.accounts if a.password_env and a.enabled]
     if access.sso is not None:
         names.append(access.sso.client_secret_env)
+    if access.dex is not None:
+        names += [variable for _, variable in access.dex.secrets]
     return [name for name in names if name and not environ.get(name)]
 
 
@@ -249,7 +273,7 @@ def admin_ways_in(access: Access) -> tuple[list[Account], list[str]]:
                 and account.password_env
             ):
                 accounts.append(account)
-        if access.sso is not None:
+        if access.sso is not None or access.dex is not None:
             groups.extend(binding.groups)
     return accounts, groups
 

@@ -131,7 +131,8 @@ def _restart_change(namespace: str) -> Change:
 
 
 def _sso_changes(changes: list[Change]) -> bool:
-    return any(c.changes and c.what.endswith((" key oidc.config", " key url")) for c in changes)
+    keys = (" key oidc.config", " key dex.config", " key url")
+    return any(c.changes and c.what.endswith(keys) for c in changes)
 
 
 def restart_server(core_api: client.ApiClient, namespace: str) -> str | None:

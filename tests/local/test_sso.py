@@ -12,32 +12,25 @@ application of project ``prod`` and not one of ``stage``.
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
-import re
-import ssl
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from lab.argocd_harness import (
-    KUBECTL,
     NAMESPACE,
     SITE,
     Harness,
-    Process,
     argocd_harness,
     git_http_server,
-    wait_http,
 )
 from lab.oidc_provider import Provider, oidc_provider
 from tests.local.operator import leaks, run
+from tests.local.sso_browser import Browser, api, applications, restart_argocd_server
 
 pytestmark = pytest.mark.lab
 
@@ -82,45 +75,6 @@ root_ca_file = "{provider.ca_file}"
 """
 
 
-def _applications(harness: Harness, git: str) -> None:
-    documents = []
-    for project in ("prod", "stage"):
-        documents.append(
-            {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "AppProject",
-                "metadata": {"name": project, "namespace": NAMESPACE},
-                "spec": {
-                    "sourceRepos": ["*"],
-                    "destinations": [{"server": "*", "namespace": "*"}],
-                },
-            }
-        )
-        documents.append(
-            {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Application",
-                "metadata": {"name": f"{project}-web", "namespace": NAMESPACE},
-                "spec": {
-                    "project": project,
-                    "source": {"repoURL": f"{git}/public/gitops.git", "path": "apps"},
-                    "destination": {
-                        "server": "https://kubernetes.default.svc",
-                        "namespace": "default",
-                    },
-                },
-            }
-        )
-    body = "\n---\n".join(json.dumps(d) for d in documents)
-    subprocess.run(
-        [KUBECTL, "--kubeconfig", str(harness.management_admin), "apply", "-f", "-"],
-        input=body,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sso]:
     tmp = tmp_path_factory.mktemp("sso")
@@ -133,42 +87,13 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sso]:
     ):
         (harness.sites / SITE / "argocd/clusters.toml").write_text("clusters = []\n")
         (harness.sites / SITE / "argocd/access.toml").write_text(_access(provider, harness.url))
-        _applications(harness, git)
+        applications(harness, git)
         yield Sso(harness, provider, git)
-
-
-class _Browser:
-    """A cookie jar and redirects, as a browser has; the provider's CA trusted."""
-
-    def __init__(self, provider: Provider) -> None:
-        self.jar = http.cookiejar.CookieJar()
-        context = ssl.create_default_context(cafile=str(provider.ca_file))
-        self.opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            urllib.request.HTTPCookieProcessor(self.jar),
-            urllib.request.HTTPSHandler(context=context),
-        )
-
-    def open(self, url: str, form: dict[str, str] | None = None) -> tuple[str, str]:
-        data = urllib.parse.urlencode(form).encode() if form is not None else None
-        with self.opener.open(url, data=data, timeout=30) as answer:
-            return answer.geturl(), answer.read().decode(errors="replace")
-
-    def submit(self, page_url: str, page: str, **fields: str) -> tuple[str, str]:
-        """Submit the page's form: its hidden inputs and ``fields``."""
-        action = re.search(r'<form[^>]*action="([^"]+)"', page)
-        assert action, page[:500]
-        form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
-        form.update(fields)
-        return self.open(urllib.parse.urljoin(page_url, action.group(1)), form)
-
-    def cookie(self, name: str) -> str | None:
-        return next((c.value for c in self.jar if c.name == name), None)
 
 
 def _sso_login(sso: Sso, user: str) -> str:
     """Argo CD's session token after a browser-like login of ``user``."""
-    browser = _Browser(sso.provider)
+    browser = Browser(sso.provider.ca_file)
     url, page = browser.open(
         f"{sso.harness.url}/auth/login?return_url="
         + urllib.parse.quote(f"{sso.harness.url}/applications")
@@ -184,21 +109,6 @@ def _sso_login(sso: Sso, user: str) -> str:
     token = browser.cookie("argocd.token")
     assert token, (url, page[:300])
     return token
-
-
-def _api(sso: Sso, token: str, method: str, path: str) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(
-        f"{sso.harness.url}{path}",
-        method=method,
-        data=b"{}" if method == "POST" else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
 
 
 def test_the_phase_converges_sso_with_the_secret_only_in_argocd_secret(sso: Sso) -> None:
@@ -219,38 +129,22 @@ def test_the_phase_converges_sso_with_the_secret_only_in_argocd_secret(sso: Sso)
     assert "access: update    Deployment argocd/argocd-server restarted" in result.stdout
     # The harness runs argocd-server as a process, not a Deployment: the phase says so.
     assert "access: no Deployment argocd/argocd-server: restart argocd-server" in result.stdout
-    _restart_argocd_server(harness)
-
-
-def _restart_argocd_server(harness: Harness) -> None:
-    """What the phase's rollout restart does to a Deployment's Pod, for the harness's process
-    (the same argv and environment, a new process)."""
-    index, old = next(
-        (i, p) for i, p in enumerate(harness.processes) if p.log.name == "argocd-server.log"
-    )
-    environ = Path(f"/proc/{old.popen.pid}/environ").read_bytes().split(b"\0")
-    env = dict(entry.decode().split("=", 1) for entry in environ if b"=" in entry)
-    argv = [str(arg) for arg in old.popen.args]  # type: ignore[union-attr]
-    cwd = Path(f"/proc/{old.popen.pid}/cwd").resolve()
-    old.stop()
-    new = Process(argv, old.log.with_name("argocd-server-restarted.log"), env, cwd)
-    harness.processes[index] = new
-    wait_http(f"{harness.url}/api/version", new)
+    restart_argocd_server(harness)
 
 
 def test_a_read_only_group_lists_applications_and_may_not_sync(sso: Sso) -> None:
     token = _sso_login(sso, "vera")
-    status, info = _api(sso, token, "GET", "/api/v1/session/userinfo")
+    status, info = api(sso.harness.url, token, "GET", "/api/v1/session/userinfo")
     assert status == 200 and info.get("groups") == ["viewers"], info
-    status, listed = _api(sso, token, "GET", "/api/v1/applications")
+    status, listed = api(sso.harness.url, token, "GET", "/api/v1/applications")
     assert status == 200
     names = sorted(item["metadata"]["name"] for item in listed.get("items") or [])  # type: ignore[attr-defined]
     assert names == ["prod-web", "stage-web"]
-    assert _api(sso, token, "POST", "/api/v1/applications/prod-web/sync")[0] == 403
+    assert api(sso.harness.url, token, "POST", "/api/v1/applications/prod-web/sync")[0] == 403
 
 
 def test_the_operators_group_may_sync_prod_and_not_stage(sso: Sso) -> None:
     token = _sso_login(sso, "otto")
-    assert _api(sso, token, "POST", "/api/v1/applications/stage-web/sync")[0] == 403
-    status, answer = _api(sso, token, "POST", "/api/v1/applications/prod-web/sync")
+    assert api(sso.harness.url, token, "POST", "/api/v1/applications/stage-web/sync")[0] == 403
+    status, answer = api(sso.harness.url, token, "POST", "/api/v1/applications/prod-web/sync")
     assert status == 200, answer

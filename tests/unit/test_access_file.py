@@ -254,3 +254,43 @@ def test_patterns_match_as_argocds_glob(pattern: str, text: str, matches: bool) 
 )
 def test_policy_lines_are_read_as_argocds_loader_reads_them(line: str, refused: bool) -> None:
     assert (rbac.policy_line_problem(line) is not None) is refused
+
+
+DEX = """
+[dex]
+url = "https://argocd.example"
+[[dex.connectors]]
+type = "ldap"
+id = "ldap"
+name = "LDAP"
+[dex.connectors.config]
+host = "ldap.example:636"
+bindDN = "cn=dex,dc=example"
+bindPW = "$dex.ldap.bindPW"
+[dex.secrets]
+"dex.ldap.bindPW" = "LDAP_BIND_PASSWORD"
+"""
+
+
+def test_dex_connectors_render_into_dex_config_with_secrets_by_reference(tmp_path: Path) -> None:
+    from tirosh.access import rendered
+
+    access, _ = _read(tmp_path, DEX)
+    keys = rendered(access, {"LDAP_BIND_PASSWORD": "canary-bind-1c2d"})
+    assert keys.argocd_cm["url"] == "https://argocd.example"
+    assert "bindPW: $dex.ldap.bindPW" in keys.argocd_cm["dex.config"]
+    assert "canary-bind-1c2d" not in keys.argocd_cm["dex.config"]
+    assert keys.secret == {"dex.ldap.bindPW": "canary-bind-1c2d"}
+
+
+def test_a_dex_secret_written_in_the_file_is_refused(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, DEX.replace('"$dex.ldap.bindPW"', '"plain-password"'))
+    assert problems == [
+        f"{FILE}: dex.connectors[0].config.bindPW: a secret here is a $reference to "
+        "argocd-secret ([dex.secrets])"
+    ]
+
+
+def test_sso_and_dex_together_are_refused(tmp_path: Path) -> None:
+    text = DEX + '[sso]\nissuer = "https://idp.example"\nclient_id = "a"\nclient_secret_env = "S"\n'
+    assert any("declare [sso] or [dex], not both" in p for p in _problems(tmp_path, text))

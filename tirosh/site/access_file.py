@@ -19,17 +19,22 @@ from tirosh.access import (
     Access,
     Account,
     Binding,
+    Dex,
     Role,
     Sso,
     admin_ways_in,
     default_warning,
 )
-from tirosh.site.reader import Report, Table, read_toml
+from tirosh.site.reader import ENV_NAME, Report, Table, read_toml
 from tirosh.site.values import download_url_problem
 
 __all__ = ["read_access"]
 
-_TOP: Final = ("admin", "accounts", "rbac", "sso")
+_TOP: Final = ("admin", "accounts", "rbac", "sso", "dex")
+_DEX_KEYS: Final = ("url", "connectors", "secrets")
+_CONNECTOR_KEYS: Final = ("type", "id", "name", "config")
+# Connector settings that hold a secret: only a $reference to an argocd-secret key there.
+_SECRET_WORDS: Final = ("secret", "password", "bindpw", "token", "privatekey")
 _ACCOUNT_KEYS: Final = ("name", "capabilities", "enabled", "password_env")
 _RBAC_KEYS: Final = ("default", "scopes", "roles", "bindings")
 _ROLE_KEYS: Final = ("name", "permissions")
@@ -81,6 +86,9 @@ def read_access(report: Report, path: Path, ingress_host: str | None = None) -> 
         scopes = None if listed is None else tuple(listed)
         bindings = _bindings(rbac_table, roles, accounts)
     sso = _sso(top, report, path, ingress_host)
+    dex = _dex(top, ingress_host)
+    if sso is not None and dex is not None:
+        top.problem("dex", "declare [sso] or [dex], not both (Argo CD logs in through one)")
     access = Access(
         admin_enabled=admin_enabled,
         accounts=accounts,
@@ -89,6 +97,7 @@ def read_access(report: Report, path: Path, ingress_host: str | None = None) -> 
         policy_default=default,
         scopes=scopes,
         sso=sso,
+        dex=dex,
         rbac=rbac_table is not None,
     )
     if admin_enabled is False:
@@ -269,6 +278,68 @@ def _sso(top: Table, report: Report, path: Path, ingress_host: str | None) -> Ss
     )
 
 
+def _url(table: Table, ingress_host: str | None) -> str | None:
+    url = table.string("url")
+    if url is None and ingress_host:
+        url = f"https://{ingress_host}"
+    if url is None:
+        table.problem(
+            "url", "required: Argo CD's external URL (no argocd_ingress_host to derive it)"
+        )
+    elif problem := download_url_problem(url):
+        table.problem("url", problem)
+        url = None
+    return url.rstrip("/") if url else None
+
+
+def _dex(top: Table, ingress_host: str | None) -> Dex | None:
+    table = top.table("dex")
+    if table is None:
+        return None
+    table.allow(_DEX_KEYS)
+    url = _url(table, ingress_host)
+    connectors = []
+    for entry in table.entries("connectors"):
+        entry.allow(_CONNECTOR_KEYS)
+        fields = {key: entry.string(key, required=True) for key in ("type", "id", "name")}
+        config = entry.table("config", required=True)
+        if config is not None:
+            _secret_references(config, config.data)
+        if all(fields.values()) and config is not None:
+            connectors.append({**fields, "config": dict(config.data)})
+    if not connectors:
+        table.problem("connectors", "at least one [[dex.connectors]]")
+    secrets = []
+    listed = table.table("secrets")
+    for key, variable in listed.data.items() if listed is not None else ():
+        if not isinstance(variable, str) or not ENV_NAME.fullmatch(variable):
+            table.problem(f"secrets.{key}", f"must name an environment variable, got {variable!r}")
+        elif not str(key).startswith("dex."):
+            table.problem(f"secrets.{key}", "an argocd-secret key for Dex starts with dex.")
+        else:
+            secrets.append((str(key), variable))
+    if url is None or not connectors:
+        return None
+    return Dex(url, tuple(connectors), tuple(secrets))
+
+
+def _secret_references(table: Table, data: object, where: str = "") -> None:
+    """A connector setting that holds a secret must be ``$<argocd-secret key>``."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{where}.{key}" if where else str(key)
+            if any(word in str(key).lower() for word in _SECRET_WORDS) and isinstance(value, str):
+                if not value.startswith("$"):
+                    table.problem(
+                        name, "a secret here is a $reference to argocd-secret ([dex.secrets])"
+                    )
+            else:
+                _secret_references(table, value, name)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            _secret_references(table, item, f"{where}[{index}]")
+
+
 def _https_problem(url: str) -> str | None:
     if problem := download_url_problem(url):
         return problem
@@ -300,5 +371,5 @@ def _check_retirement(top: Table, access: Access) -> None:
     top.problem(
         "admin.enabled",
         "false would lock everyone out: no other way in has admin rights (bind role admin to "
-        "an enabled login account with password_env, or to an SSO group with [sso] declared)",
+        "an enabled login account with password_env, or to an SSO group with [sso] or [dex])",
     )
