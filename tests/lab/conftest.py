@@ -16,6 +16,7 @@ MODULE_ORDER = (
     "test_argocd_upgrade",  # back on the lab site's release, every Pod Ready, when it ends
     "test_git_server",  # it also clones from a Pod of Argo CD
     "test_local_phase",  # needs Argo CD running and the Git server
+    "test_access_deploy",  # access.toml through the deploy; gives its keys up afterwards
     "test_argocd_status",
     "test_operator_checks",
     "test_faults",  # last: it cuts the VM's link mid-deploy
