@@ -128,3 +128,15 @@ def test_a_secret_key_is_compared_but_never_shown() -> None:
     body = apply_body("argocd", target)
     assert base64.b64decode(body["data"]["oidc.clientSecret"]).decode() == SECRET
     assert set(body) == {"apiVersion", "kind", "metadata", "data"}
+
+
+def test_tokens_without_expiry_are_found_in_argocd_secret() -> None:
+    from local.argocd.access_doctor import tokens_without_expiry
+
+    data = {
+        "accounts.ci.tokens": '[{"id":"a","iat":1,"exp":2},{"id":"b","iat":1}]',
+        "accounts.bot.tokens": '[{"id":"c","iat":1,"exp":0}]',
+        "accounts.ops.password": "$2a$10$x",
+        "server.secretkey": "x",
+    }
+    assert tokens_without_expiry(data) == ["bot/c", "ci/b"]

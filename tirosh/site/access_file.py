@@ -250,16 +250,7 @@ def _sso(top: Table, report: Report, path: Path, ingress_host: str | None) -> Ss
     scopes = table.string_list("scopes")
     claim = table.string("groups_claim")
     name = table.string("name")
-    url = table.string("url")
-    if url is None and ingress_host:
-        url = f"https://{ingress_host}"
-    if url is None:
-        table.problem(
-            "url", "required: Argo CD's external URL (no argocd_ingress_host to derive it)"
-        )
-    elif problem := download_url_problem(url):
-        table.problem("url", problem)
-        url = None
+    url = _url(table, ingress_host)
     root_ca = _root_ca(table, report, path)
     if scopes is not None and "openid" not in scopes:
         table.problem("scopes", "an OIDC login requests the openid scope")
@@ -270,7 +261,7 @@ def _sso(top: Table, report: Report, path: Path, ingress_host: str | None) -> Ss
         issuer=issuer,
         client_id=client_id,
         client_secret_env=secret_env,
-        url=url.rstrip("/"),
+        url=url,
         scopes=tuple(scopes) if scopes else Sso.scopes,
         groups_claim=claim or "groups",
         name=name or "SSO",
