@@ -100,9 +100,15 @@ def apply(
         return _skipped(site)
     inputs = _inputs(site, env)
     result = Plan()
+    waiting = [wait]  # the rollout wait, before the first part that needs Argo CD's API
+
+    def ready() -> None:
+        if waiting[0] is not None:
+            wait_for_argocd(site, waiting[0])
+            waiting[0] = None
+
     if (site.clusters or site.repositories or site.templates) and _part_pending(planned, "argocd"):
-        if wait is not None:
-            wait_for_argocd(site, wait)
+        ready()
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, _):
             result.extend(clusters.register_clusters(site, argocd))
             result.extend(
@@ -111,6 +117,7 @@ def apply(
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
     if site.access.declares_anything and _part_pending(planned, "access"):
+        ready()
         with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd, login):
             result.extend(access.apply(site, argocd, login, env))
     return result

@@ -32,11 +32,13 @@ pytestmark = pytest.mark.lab
 OPS_PASSWORD = "canary-ops-pass-8c1f2e"
 DEV_PASSWORD = "canary-dev-pass-4b7a9d"
 VIEWER_PASSWORD = "canary-viewer-pass-2e6c"
+AUDIT_PASSWORD = "canary-audit-pass-9a4f"
 CLIENT_SECRET = "canary-oidc-secret-5d3b1a"
 PASSWORDS = {
     "ARGOCD_OPS_PASSWORD": OPS_PASSWORD,
     "ARGOCD_DEV_PASSWORD": DEV_PASSWORD,
     "ARGOCD_VIEWER_PASSWORD": VIEWER_PASSWORD,
+    "ARGOCD_AUDIT_PASSWORD": AUDIT_PASSWORD,
 }
 ACCOUNTS = """
 [[accounts]]
@@ -53,6 +55,11 @@ password_env = "ARGOCD_DEV_PASSWORD"
 name = "viewer"
 capabilities = ["login"]
 password_env = "ARGOCD_VIEWER_PASSWORD"
+
+[[accounts]]
+name = "audit"
+capabilities = ["login"]
+password_env = "ARGOCD_AUDIT_PASSWORD"
 
 [[accounts]]
 name = "ci"
@@ -86,6 +93,7 @@ accounts = ["viewer"]
 [[rbac.bindings]]
 role = "auditor"
 groups = ["auditors"]
+accounts = ["audit"]
 
 [[rbac.bindings]]
 role = "admin"
@@ -239,12 +247,18 @@ def _grid() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(
     ("user", "password"),
-    [("ops", OPS_PASSWORD), ("dev", DEV_PASSWORD), ("viewer", VIEWER_PASSWORD)],
+    [
+        ("ops", OPS_PASSWORD),
+        ("dev", DEV_PASSWORD),
+        ("viewer", VIEWER_PASSWORD),
+        ("audit", AUDIT_PASSWORD),
+    ],
 )
 def test_argocd_and_pycasbin_give_the_same_answers(
     harness: Harness, user: str, password: str
 ) -> None:
-    """Every declared binding of a login account, over every resource and action Argo CD has."""
+    """Every declared role (admin, deployer, readonly, auditor: each bound to a login account),
+    over every resource and action Argo CD has."""
     client = _client(harness, user, password)
     evaluator = Evaluator(_data(harness, "configmap", "argocd-rbac-cm")["policy.csv"])
     differ = []

@@ -29,8 +29,12 @@ from lab.argocd_harness import (
     git_http_server,
 )
 from lab.oidc_provider import Provider, oidc_provider
+from local.argocd.accounts import can_i
+from local.argocd.api import Client
 from tests.local.operator import leaks, run
 from tests.local.sso_browser import Browser, api, applications, restart_argocd_server
+from tirosh import rbac
+from tirosh.rbac_eval import Evaluator
 
 pytestmark = pytest.mark.lab
 
@@ -141,6 +145,34 @@ def test_a_read_only_group_lists_applications_and_may_not_sync(sso: Sso) -> None
     names = sorted(item["metadata"]["name"] for item in listed.get("items") or [])  # type: ignore[attr-defined]
     assert names == ["prod-web", "stage-web"]
     assert api(sso.harness.url, token, "POST", "/api/v1/applications/prod-web/sync")[0] == 403
+
+
+@pytest.mark.parametrize("user", sorted(USERS))
+def test_argocd_answers_sso_groups_as_pycasbin(sso: Sso, user: str) -> None:
+    """The group bindings, over every resource and action: Argo CD's can-i for the SSO session
+    equals Argo CD's model in pycasbin with the user's groups."""
+    client = Client(sso.harness.url)
+    client.use_token(_sso_login(sso, user))
+    policy = sso.harness.kubectl(
+        "loop/k3s",
+        "-n",
+        NAMESPACE,
+        "get",
+        "cm",
+        "argocd-rbac-cm",
+        "-o",
+        "jsonpath={.data.policy\\.csv}",
+    ).stdout
+    evaluator = Evaluator(policy)
+    differ = [
+        (resource, action, obj)
+        for resource, (actions, _) in rbac.RESOURCES.items()
+        for action in actions
+        for obj in (("prod/web", "stage/web") if resource in rbac.PROJECT_SCOPED else ("*",))
+        if can_i(client, resource, action, obj)
+        != evaluator.allowed(user, resource, action, obj, groups=USERS[user])
+    ]
+    assert not differ, differ
 
 
 def test_the_operators_group_may_sync_prod_and_not_stage(sso: Sso) -> None:
