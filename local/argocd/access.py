@@ -1,5 +1,8 @@
 """The local phase's access part: accounts, RBAC, SSO and admin as ``argocd/access.toml`` says.
 
+(Over 300 lines: the access part's steps are ordered against each other, so they stay in one
+place: the secret before the config that names it, admin retired last, after its proof.)
+
 ``plan`` reads the management cluster only: the keys of argocd-cm / argocd-rbac-cm /
 argocd-secret the site owns (``tirosh.access_plan``) and, per login account, whether its
 password is already the one in its variable (checked against the bcrypt hash Argo CD keeps in

@@ -1,5 +1,8 @@
 """The reader of ``argocd/access.toml``: accounts, RBAC and SSO (shape in ``tirosh.access``).
 
+(Over 300 lines: one file's reader with its cross-checks, accounts to roles to bindings to
+the admin way in, which need each other's results.)
+
 Everything is checked here, before any connection: account and role names, capabilities,
 each permission against Argo CD's grammar (``tirosh.rbac``: unknown resources and actions,
 malformed patterns), bindings to roles nobody declared, a login account without a password
