@@ -77,13 +77,10 @@ def access_operator(
     sites = tmp_path_factory.mktemp("access") / "sites"
     shutil.copytree(config.REPO_ROOT / "sites", sites)
     (sites / "lab" / "argocd" / "clusters.toml").write_text("clusters = []\n")
-    deployer = Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites), **PASSWORDS})
-    # Argo CD running first, as the modules before this one leave it: on a deploy from nothing
-    # the phase's rollout wait may let a port-forward reach the argocd-server Pod of before the
-    # server.insecure restart (reported separately: "redirects to https://...").
-    deployer.deploy()
     (sites / "lab" / "argocd" / "access.toml").write_text(ACCESS)
-    yield deployer
+    # Run alone on a fresh lab, the first deploy is from nothing: the phase then waits for the
+    # rollout, server.insecure's restart included (no old argocd-server Pod left to reach).
+    yield Operator(home=operator.home, env={"TIROSH_SITES_DIR": str(sites), **PASSWORDS})
     _give_up_the_keys(operator)
 
 
