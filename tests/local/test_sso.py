@@ -180,3 +180,12 @@ def test_the_operators_group_may_sync_prod_and_not_stage(sso: Sso) -> None:
     assert api(sso.harness.url, token, "POST", "/api/v1/applications/stage-web/sync")[0] == 403
     status, answer = api(sso.harness.url, token, "POST", "/api/v1/applications/prod-web/sync")
     assert status == 200, answer
+
+
+def test_the_doctor_says_argocds_sso_login_reaches_the_provider(sso: Sso) -> None:
+    harness = sso.harness
+    env = harness.env(ARGOCD_PASSWORD=harness.initial_password() or "")
+    result = run("local", "argocd/doctor", SITE, env=env)
+    assert f"ok    SSO: Argo CD's login goes on to {sso.provider.issuer}" in result.stdout, (
+        result.stdout
+    )
