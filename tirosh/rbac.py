@@ -27,6 +27,7 @@ __all__ = [
     "RESOURCES",
     "Permission",
     "action_problem",
+    "csv_field",
     "csv_fields",
     "glob_problem",
     "glob_regex",
@@ -72,7 +73,16 @@ class Permission:
     effect: str = "allow"
 
     def line(self, subject: str) -> str:
-        return f"p, {subject}, {self.resource}, {self.action}, {self.object}, {self.effect}"
+        fields = (subject, self.resource, self.action, self.object, self.effect)
+        return "p, " + ", ".join(csv_field(field) for field in fields)
+
+
+def csv_field(text: str) -> str:
+    """One field of a policy line: quoted when it holds a comma or a quote (``{a,b}/*``), as
+    Argo CD's CSV reader expects."""
+    if "," in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def role_subject(name: str) -> str:

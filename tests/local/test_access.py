@@ -75,6 +75,7 @@ permissions = [
   "projects, get, prod",
   "logs, get, prod/*",
   "repositories, get, *",
+  'applications, override, "{prod,stage}/*"',
 ]
 
 [[rbac.roles]]

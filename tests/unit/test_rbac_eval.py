@@ -65,3 +65,16 @@ def test_token_expiry(text: str, seconds: int) -> None:
 def test_a_token_always_expires(text: str) -> None:
     with pytest.raises(OperatorError, match="EXPIRES"):
         expiry_seconds(text)
+
+
+def test_a_pattern_with_a_comma_is_quoted_in_the_policy_line() -> None:
+    from tirosh import rbac
+
+    permission, problem = rbac.parse_permission('applications, sync, "{prod,stage}/*"')
+    assert problem is None and permission is not None
+    line = permission.line("role:x")
+    assert line == 'p, role:x, applications, sync, "{prod,stage}/*", allow'
+    assert rbac.policy_line_problem(line) is None
+    evaluator = Evaluator(line + "\ng, ci, role:x\n")
+    assert evaluator.allowed("ci", "applications", "sync", "stage/web")
+    assert not evaluator.allowed("ci", "applications", "sync", "dev/web")
