@@ -9,7 +9,8 @@ SHELL := /bin/bash
 # exported, so the tools read it from their environment. None of them is placed in a recipe's
 # shell text, except the checked names and paths below. Names make itself gives a meaning
 # (SHELL, MAKE, ...) and this file's own helpers (APPLY, `_...`, `.…`) cannot be set there.
-_TAKES := SITE VENV HOST PYINFRA_FLAGS ARGOCD_WAIT YES KUBERNETES_SECRET APP CASCADE
+_TAKES := SITE VENV HOST PYINFRA_FLAGS ARGOCD_WAIT YES KUBERNETES_SECRET APP CASCADE \
+	ACCOUNT GROUP EXPIRES TOKEN_FILE TOKEN_STDOUT TOKEN_ID ACTION RESOURCE OBJECT
 _MAKE_OWN := MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL
 _FIXED := SHELL MAKE MAKESHELL MAKEFILE_LIST MAKECMDGOALS CURDIR APPLY
 _made_line = $(filter-out $(_MAKE_OWN),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
@@ -254,3 +255,28 @@ local/phase: deps ## the deploy's local phase alone: clusters, repositories, Sec
 
 local/plan: deps ## what the local phase would change (--dry)
 	@$(PY) -m local local/phase $(SITE) --dry
+
+# --- access (sites/$(SITE)/argocd/access.toml): tokens and what a subject may do --------------
+.PHONY: argocd/account/token argocd/account/tokens argocd/account/token/revoke argocd/access/check
+# Reach the commands through the environment only (never a recipe's shell text).
+ACCOUNT ?=
+GROUP ?=
+EXPIRES ?=
+TOKEN_FILE ?=
+TOKEN_STDOUT ?=
+TOKEN_ID ?=
+ACTION ?=
+RESOURCE ?=
+OBJECT ?=
+export ACCOUNT GROUP EXPIRES TOKEN_FILE TOKEN_STDOUT TOKEN_ID ACTION RESOURCE OBJECT
+argocd/account/token: deps ## an API token for ACCOUNT (EXPIRES=24h) to TOKEN_FILE (0600) or TOKEN_STDOUT=yes
+	@$(PY) -m local argocd/account/token $(SITE)
+
+argocd/account/tokens: deps ## the API tokens of the site's accounts, with their expiry (ACCOUNT for one)
+	@$(PY) -m local argocd/account/tokens $(SITE)
+
+argocd/account/token/revoke: deps ## revoke TOKEN_ID of ACCOUNT
+	@$(PY) -m local argocd/account/token/revoke $(SITE)
+
+argocd/access/check: deps ## what ACCOUNT or GROUP may do (ACTION RESOURCE OBJECT): declared policy and Argo CD
+	@$(PY) -m local argocd/access/check $(SITE)

@@ -284,7 +284,9 @@ cluster_name = "{CLUSTER_NAME}"
     )
 
 
-def _start_argocd(tmp: Path, admin: Path, redis_port: int) -> tuple[list[Process], str, str]:
+def _start_argocd(
+    tmp: Path, admin: Path, redis_port: int, dex_server: str = "http://127.0.0.1:1"
+) -> tuple[list[Process], str, str]:
     links = argocd_binaries(tmp / "bin")
     env = dict(os.environ, HOME=str(tmp), ARGOCD_GPG_ENABLED="false")
     env["PATH"] = f"{tmp / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
@@ -332,7 +334,7 @@ def _start_argocd(tmp: Path, admin: Path, redis_port: int) -> tuple[list[Process
         f"127.0.0.1:{repo_port}",
         "--repo-server-plaintext",
         "--dex-server",
-        "http://127.0.0.1:1",
+        dex_server,
         "--staticassets",
         str(tmp / "no-assets"),
     ]
@@ -396,7 +398,9 @@ def _start_argocd(tmp: Path, admin: Path, redis_port: int) -> tuple[list[Process
 
 @contextmanager
 def argocd_harness(
-    tmp: Path, workload_addresses: tuple[str, ...] = (WORKLOAD_ADDRESS,)
+    tmp: Path,
+    workload_addresses: tuple[str, ...] = (WORKLOAD_ADDRESS,),
+    dex_server: str = "http://127.0.0.1:1",
 ) -> Iterator[Harness]:
     """The whole harness under ``tmp``; every process stopped and checked gone afterwards.
 
@@ -471,7 +475,7 @@ def argocd_harness(
                         REPO_ROOT,
                     )
                 )
-            started, url, tls_url = _start_argocd(tmp, admin, redis_port)
+            started, url, tls_url = _start_argocd(tmp, admin, redis_port, dex_server)
             processes.extend(started)
             wait_http(f"{tls_url}/api/version", started[2])
             sites = tmp / "sites"

@@ -18,6 +18,11 @@ declare -A PACKAGE=(
     [redis-server]=redis-server
     [tar]=tar
     [openssl]=openssl
+    # tests/local SSO: OpenLDAP for the Dex test, Node and npm for the OIDC provider's test
+    [slapd]=slapd
+    [slapadd]=slapd
+    [node]=nodejs
+    [npm]=npm
 )
 
 missing=()

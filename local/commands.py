@@ -341,6 +341,10 @@ def proxmox_vms_inventory(run: Invocation) -> int:
     return _proxmox(run, "run_inventory")
 
 
+# The access commands (argocd/account/token*, argocd/access/check) declare themselves.
+from local import access_commands  # noqa: E402, F401
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """``python -m local COMMAND SITE [options]``: every command above, through the frame."""
     return cli.main(argv, environ)

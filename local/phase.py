@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 from kubernetes import client
 
 from local.argocd import (
+    access,
     applications,
     gitops_settings,
     initial_secret,
@@ -55,7 +56,14 @@ API_WORKLOADS = ("argocd-server", "argocd-repo-server", "argocd-redis")
 
 
 def declares_nothing(site: Site) -> bool:
-    return not (site.clusters or site.repositories or site.templates or site.secrets or _apps(site))
+    return not (
+        site.clusters
+        or site.repositories
+        or site.templates
+        or site.secrets
+        or _apps(site)
+        or site.access.declares_anything
+    )
 
 
 def _apps(site: Site) -> bool:
@@ -95,7 +103,8 @@ def plan(site: Site, environ: Mapping[str, str] | None = None) -> Plan:
     result = registration.declare(site, env, inputs.repository_secrets, dry=True).plan()
     result.extend(gitops_settings.converge(site, inputs.webhook_secret, dry=True))
     result.extend(applications.converge(site, None, dry=True))
-    return result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
+    result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=True))
+    return result.extend(access.plan(site, env))
 
 
 def apply(
@@ -115,10 +124,21 @@ def apply(
         return _skipped(site)
     inputs = _inputs(site, env)
     result = Plan()
+    waiting = [wait]  # the rollout wait, before the first part that needs Argo CD's API
+
+    def ready() -> None:
+        if waiting[0] is not None:
+            wait_for_argocd(site, waiting[0])
+            waiting[0] = None
+
+    def session() -> AbstractContextManager[Client]:
+        ready()
+        return argocd_session(site, env)
+
     registers = site.clusters or site.repositories or site.templates or _apps(site)
     if registers and _part_pending(planned, "argocd"):
         with ExitStack() as stack:
-            argocd = OnDemand(stack, lambda: argocd_session(site, env, wait))
+            argocd = OnDemand(stack, session)
             declared = registration.declare(site, env, inputs.repository_secrets)
             result.extend(registration.converge(site, declared, argocd))
             result.extend(gitops_settings.converge(site, inputs.webhook_secret))
@@ -126,6 +146,10 @@ def apply(
             result.extend(_applications(site, argocd))
     if _part_pending(planned, "secret"):
         result.extend(secrets.converge(site, site.secrets, inputs.secret_values, dry=False))
+    if site.access.declares_anything and _part_pending(planned, "access"):
+        ready()
+        with open_session(site, env, lambda: initial_secret.read(site, env)) as (argocd_api, login):
+            result.extend(access.apply(site, argocd_api, login, env))
     return result
 
 
@@ -147,10 +171,16 @@ def argocd_session(
 
 
 def _part_pending(planned: Plan | None, part: str) -> bool:
-    """Whether a part (``argocd``: clusters and repositories; ``secret``) has work to do."""
+    """Whether a part (``argocd``: clusters and repositories; ``secret``; ``access``) has
+    work to do."""
     if planned is None or planned.notes:
         return True
-    changes = [c for c in planned.changes if (c.subject == "secret") == (part == "secret")]
+    own = ("secret", "access")
+    changes = [
+        c
+        for c in planned.changes
+        if c.subject == part or (part == "argocd" and c.subject not in own)
+    ]
     return any(change.changes for change in changes)
 
 

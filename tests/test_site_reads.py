@@ -28,6 +28,7 @@ SITE_FILES = (
     "argocd/repositories.toml",
     "argocd/secrets.toml",
     "argocd/applications.toml",
+    "argocd/access.toml",
     "vms.tfvars",
 )
 

@@ -10,13 +10,14 @@ keys. Each failure names its likely cause and the command that fixes it. Exit 1 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import urllib3
 from kubernetes import client
 
 from local.argocd import app_doctor, initial_secret
+from local.argocd.access_doctor import access_checks
 from local.argocd.api import ArgoCDError, Client
+from local.argocd.check import Check
 from local.argocd.session import endpoint, log_in, site_settings
 from local.kube import client as kubeclient
 from tirosh.answers import sanitized
@@ -27,20 +28,6 @@ from tirosh.secrets_registry import desired_data
 from tirosh.site import Site
 
 __all__ = ["Check", "run_checks"]
-
-
-@dataclass(frozen=True)
-class Check:
-    ok: bool
-    what: str
-    detail: str = ""
-    fix: str = ""
-
-    def __str__(self) -> str:
-        text = f"{'ok  ' if self.ok else 'FAIL'}  {self.what}" + (
-            f": {self.detail}" if self.detail else ""
-        )
-        return text + (f"\n      fix: {self.fix}" if not self.ok and self.fix else "")
 
 
 def _context(site: Site, context: str, role: str, fix: str) -> list[Check]:
@@ -261,6 +248,10 @@ def run_checks(
             lambda: _secrets(site),
         )
     )
+    if site.access.declares_anything:
+        sections.append(
+            ("access", f"make local/phase SITE={site.name}", lambda: access_checks(site, environ))
+        )
     for what, fix, check in sections:
         for item in _guarded(what, fix, check):
             checks.append(item)

@@ -155,10 +155,24 @@ def _workloads(apps: client.AppsV1Api, namespace: str) -> tuple[list[Workload], 
             ready = (item.status.ready_replicas if item.status else None) or 0
             # The API server defaults spec.replicas to 1; None only from a partial object.
             desired = item.spec.replicas if item.spec.replicas is not None else 1
+            if kind == "Deployment" and not _rolled_out(item, desired):
+                # Mid-rollout the old Pods are ready too, and a port-forward may reach one.
+                ready = min(ready, max(desired - 1, 0))
             workloads.append(Workload(kind, item.metadata.name, ready, desired))
             if kind == "Deployment" and item.metadata.name == SERVER_DEPLOYMENT:
                 server = item
     return workloads, server
+
+
+def _rolled_out(deployment: Any, desired: int) -> bool:
+    """``kubectl rollout status``'s test: the controller saw the last change, every replica is
+    of the new template, and no Pod of an older one is left."""
+    status = deployment.status
+    if status is None:
+        return False
+    seen = (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
+    updated = status.updated_replicas or 0
+    return seen and updated >= desired and (status.replicas or 0) <= updated
 
 
 def _established(crd: Any) -> bool:

@@ -17,6 +17,7 @@ MODULE_ORDER = (
     "test_git_server",  # it also clones from a Pod of Argo CD
     "test_local_phase",  # needs Argo CD running and the Git server
     "test_gitops_loop",  # the same, and leaves Argo CD as test_local_phase does
+    "test_access_deploy",  # access.toml through the deploy; gives its keys up afterwards
     "test_argocd_status",
     "test_operator_checks",
     "test_faults",  # last: it cuts the VM's link mid-deploy

@@ -426,3 +426,37 @@ def test_the_local_phase_waits_for_what_the_api_needs_only(
     change: Callable[[Status], Status], waiting_for: list[str]
 ) -> None:
     assert _api_not_ready(change(_healthy())) == waiting_for
+
+
+def test_a_deployment_mid_rollout_is_not_ready_while_an_old_pod_is_left() -> None:
+    """The old ReplicaSet's Pod is ready during a restart: a port-forward could reach it."""
+    from types import SimpleNamespace
+
+    from local.argocd.status import _workloads
+
+    def deployment(replicas: int, updated: int, generation: int, observed: int) -> object:
+        return SimpleNamespace(
+            metadata=SimpleNamespace(name="argocd-server", generation=generation),
+            spec=SimpleNamespace(replicas=1),
+            status=SimpleNamespace(
+                ready_replicas=1,
+                replicas=replicas,
+                updated_replicas=updated,
+                observed_generation=observed,
+            ),
+        )
+
+    def listed(*items: object) -> object:
+        return SimpleNamespace(items=list(items))
+
+    for item, healthy in (
+        (deployment(2, 1, 2, 2), False),  # the new Pod and the old one
+        (deployment(1, 1, 3, 2), False),  # the controller has not seen the change yet
+        (deployment(1, 1, 2, 2), True),
+    ):
+        apps = SimpleNamespace(
+            list_namespaced_deployment=lambda _ns, item=item: listed(item),
+            list_namespaced_stateful_set=lambda _ns: listed(),
+        )
+        [workload], _ = _workloads(apps, "argocd")
+        assert workload.healthy is healthy

@@ -1,8 +1,8 @@
 """Site model: load, validate and resolve ``sites/<name>/`` into frozen, typed objects.
 
 A site is four files (``profile.toml``, ``inventory.toml``, ``k3s/vars.yml``,
-``argocd/vars.yml``) and the local phase's optional three (``argocd/clusters.toml``,
-``argocd/repositories.toml``, ``argocd/secrets.toml``), each read once by the same table
+``argocd/vars.yml``) and the local phase's optional four (``argocd/clusters.toml``,
+``argocd/repositories.toml``, ``argocd/secrets.toml``, ``argocd/access.toml``), each read once by the same table
 reader. Every problem in every file is collected before failing, so an operator fixes a broken
 site in one pass instead of one error per run. Nothing here touches a host.
 
@@ -12,7 +12,7 @@ site in one pass instead of one error per run. Nothing here touches a host.
 | ``values`` | checks of single values: host names, URLs, versions, digests |
 | ``reader`` | the problem report and the table reader every file reader uses (``read_alone``: one file on its own) |
 | ``files``, ``k3s_vars`` | one reader per site file of the deploy |
-| ``clusters_file``, ``repositories_file``, ``secrets_file`` | the local phase's files |
+| ``clusters_file``, ``repositories_file``, ``secrets_file``, ``access_file`` | the local phase's files |
 | ``environment`` | the operator's overrides (KUBECONFIG, KUBECTX, K3S_TARGET_NAME, ...) |
 | ``checks`` | checks across files |
 | ``vms`` | the optional ``vms.tfvars`` (Proxmox VMs) and profile.toml's ``[proxmox]`` |

@@ -11,6 +11,7 @@ from typing import Final
 
 from tirosh.login_args import LoginArgsError, parse_login_args
 from tirosh.site import model
+from tirosh.site.access_file import read_access
 from tirosh.site.applications_file import read_applications
 from tirosh.site.checks import check_kubeconfig_files, cross_check
 from tirosh.site.clusters_file import read_clusters
@@ -75,6 +76,7 @@ def load_site(
     declared = read_applications(
         report, site_dir / model.APPLICATIONS_FILE, repositories, templates, clusters
     )
+    access = read_access(report, site_dir / model.ACCESS_FILE, argocd.values.get("ingress_host"))
     names = {alias: vm.proxmox_vm_name for alias, vm in inventory.vms.items()}
     proxmox_vms = read_declared(
         profile.data, site_dir, root, report.environ, report.problems, names
@@ -98,6 +100,7 @@ def load_site(
         applications=declared.applications,
         gitops=declared.gitops,
         proxmox_vms=proxmox_vms,
+        access=access,
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from tirosh.access import ACCESS_FILE, Access
 from tirosh.applications import APPLICATIONS_FILE, Application, GitOps, Project
 from tirosh.argocd import DEFAULT_ARGOCD_VERSION, DEFAULT_MANIFEST_URL
 from tirosh.clusters import CLUSTERS_FILE, WorkloadCluster
@@ -31,7 +32,13 @@ INVENTORY: Final = "inventory.toml"
 K3S_VARS: Final = "k3s/vars.yml"
 ARGOCD_VARS: Final = "argocd/vars.yml"
 # The local phase's files (optional: absent, each declares nothing).
-LOCAL_PHASE_FILES: Final = (CLUSTERS_FILE, REPOSITORIES_FILE, SECRETS_FILE, APPLICATIONS_FILE)
+LOCAL_PHASE_FILES: Final = (
+    CLUSTERS_FILE,
+    REPOSITORIES_FILE,
+    SECRETS_FILE,
+    APPLICATIONS_FILE,
+    ACCESS_FILE,
+)
 ENVIRONMENT: Final = "environment"
 
 WORKLOADS: Final = ("k3s", "argocd", "rke2")
@@ -226,6 +233,8 @@ class Site:
     gitops: GitOps = field(default_factory=GitOps)
     # vms.tfvars and [proxmox]: the site's Proxmox VMs (None until the loader has read them).
     proxmox_vms: Declared | None = None
+    # argocd/access.toml: accounts, RBAC, SSO, admin (tirosh.access).
+    access: Access = field(default_factory=Access)
 
     @property
     def target(self) -> Vm:
@@ -310,5 +319,11 @@ def to_dict(site: Site) -> dict[str, Any]:
         "secrets": [f"{s.namespace}/{s.name}" for s in site.secrets],
         "projects": [p.name for p in site.projects],
         "applications": [a.name for a in site.applications],
+        "access": {
+            "admin_enabled": site.access.admin_enabled,
+            "accounts": [a.name for a in site.access.accounts],
+            "roles": [r.subject for r in site.access.roles],
+            "sso": site.access.sso.issuer if site.access.sso else None,
+        },
         "warnings": list(site.warnings),
     }

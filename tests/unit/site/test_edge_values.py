@@ -253,7 +253,9 @@ def test_look_alike_context_names_are_refused(repo: Path, name: str) -> None:
     assert kubeconfig.name_problem(name) is not None
 
 
-@pytest.mark.parametrize("name", ["홈/k3s", "прод/k3s", "Ελλάδα/k3s", "lab/k3s", "lab k3s", "Lab_1.x/y:z"])
+@pytest.mark.parametrize(
+    "name", ["홈/k3s", "прод/k3s", "Ελλάδα/k3s", "lab/k3s", "lab k3s", "Lab_1.x/y:z"]
+)
 def test_ordinary_context_names_of_one_script_pass(name: str) -> None:
     assert kubeconfig.name_problem(name) is None
 
