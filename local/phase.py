@@ -24,8 +24,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
-from kubernetes import client
-
 from local.argocd import (
     access,
     applications,
@@ -192,42 +190,18 @@ def _api_not_ready(state: status.Status) -> list[str]:
     return waiting + missing
 
 
-def _server_rolled_out(api: client.ApiClient, namespace: str) -> bool:
-    """Whether argocd-server's last rollout is complete: no Pod of the template before it left.
-
-    The remote phase restarts argocd-server for ``server.insecure`` moments before; while its
-    old Pod still serves (with TLS), the Deployment already counts as ready.
-    """
-    try:
-        found = client.AppsV1Api(api).read_namespaced_deployment("argocd-server", namespace)
-    except client.ApiException:
-        return False
-    wanted = found.spec.replicas if found.spec.replicas is not None else 1
-    state = found.status
-    return bool(
-        (state.observed_generation or 0) >= (found.metadata.generation or 0)
-        and (state.updated_replicas or 0) == wanted
-        and (state.replicas or 0) == wanted
-        and (state.available_replicas or 0) == wanted
-    )
-
-
 def wait_for_argocd(site: Site, seconds: float) -> None:
-    """Wait up to ``seconds`` for the Argo CD workloads the API needs to be ready, and
-    argocd-server's rollout to be complete."""
+    """Wait up to ``seconds`` for the Argo CD workloads the API needs to be ready (a Deployment
+    mid-rollout is not: ``local.argocd.status`` counts it ready only once rolled out, so the
+    old argocd-server Pod of the remote phase's restart is never the one logged in to)."""
     api = kubeclient.api_client(kubeclient.kubeconfig_files(site.kubeconfig), site.argocd_context)
-    namespace = site.argocd.namespace
     try:
         state = status.wait_for_rollout(
-            api,
-            namespace,
-            seconds,
-            ready=lambda s: not _api_not_ready(s) and _server_rolled_out(api, namespace),
+            api, site.argocd.namespace, seconds, ready=lambda s: not _api_not_ready(s)
         )
-        rolled_out = _server_rolled_out(api, namespace)
     finally:
         api.close()
-    if problems := _api_not_ready(state) + ([] if rolled_out else ["argocd-server rollout"]):
+    if problems := _api_not_ready(state):
         raise NotReady(
             f"Argo CD's API is not ready after {seconds:g} s (not ready: {', '.join(problems)}): "
             f"see make argocd/status SITE={site.name}"
